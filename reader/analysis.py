@@ -1,0 +1,213 @@
+"""Linguistic analysis of a document: the typed input of every later stage.
+
+document -> sentences -> normalised words -> parse (POS, tree) -> syntactic distances
+-> pronunciations -> prosody plan (break level and intonation reset at every word gap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from .document import Document, SentenceSpan, SentenceSplitter, split_document
+from .normalize import Token, normalize_sentence
+from .pronounce import Pronouncer, load_lexicon
+from .prosody import BREAK_MODEL_PATH, BreakLevel, BreakModel, plan_breaks
+from .syntax import Parser, make_parser, split_points, syntactic_distances
+
+# No synthesis unit is longer than this many words: longer sentences are split at their largest
+# syntactic distance (the issue's "about 40 words").
+MAX_SENTENCE_WORDS = 40
+
+# Sentences are parsed in batches: spaCy's pipe is several times faster than one call per sentence.
+PARSE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class WordAnalysis:
+    text: str  # the spoken word
+    start: int  # character span of its source in the original document
+    end: int
+    pos: str  # Penn Treebank tag
+    phonemes: tuple[str, ...]  # ARPAbet with stress
+    punct_after: str  # punctuation between this word and the next ("" if none)
+
+
+@dataclass
+class SentenceAnalysis:
+    """One synthesis unit. Per-word lists hold the break and reset *after* each word."""
+
+    text: str  # original text of the sentence
+    start: int
+    end: int
+    words: list[WordAnalysis]
+    distances: list[int]  # syntactic distance at each of the len(words) - 1 gaps
+    breaks: list[BreakLevel]
+    resets: list[bool]
+    chapter: int
+    paragraph: int
+    is_heading: bool = False
+
+
+@dataclass
+class ParagraphAnalysis:
+    start: int
+    end: int
+    sentences: list[SentenceAnalysis] = field(default_factory=list)
+    is_heading: bool = False
+
+
+@dataclass
+class ChapterAnalysis:
+    title: str | None
+    start: int
+    end: int
+    paragraphs: list[ParagraphAnalysis] = field(default_factory=list)
+
+
+@dataclass
+class DocumentAnalysis:
+    text: str
+    chapters: list[ChapterAnalysis]
+
+    @property
+    def sentences(self) -> list[SentenceAnalysis]:
+        return [s for c in self.chapters for p in c.paragraphs for s in p.sentences]
+
+
+@dataclass(frozen=True)
+class _SentenceJob:
+    span: SentenceSpan
+    chapter: int
+    paragraph: int
+    final: BreakLevel
+    tokens: tuple[Token, ...]
+
+
+def _drop_word(i: int, distances: list[int], punct: list[str]) -> None:
+    """Remove word i from the gap lists (distances: one per gap; punct: one per word, after it).
+
+    Its two gaps merge into one whose distance is the higher of the two: exactly the height of the
+    lowest common ancestor of the new neighbours.
+    """
+    if distances:
+        if 0 < i < len(distances):
+            distances[i - 1] = max(distances[i - 1], distances[i])
+            del distances[i]
+        else:
+            del distances[min(i, len(distances) - 1)]
+    if i > 0:
+        punct[i - 1] += punct[i]
+    del punct[i]
+
+
+class Analyzer:
+    """Loads the parser, pronunciations and break model once; analyses any number of documents."""
+
+    def __init__(
+        self,
+        parser: str | Parser = "spacy",
+        lexicon: str | Path | None = None,
+        break_model: BreakModel | Path = BREAK_MODEL_PATH,
+        max_sentence_words: int = MAX_SENTENCE_WORDS,
+    ) -> None:
+        self.parser = make_parser(parser) if isinstance(parser, str) else parser
+        self.pronouncer = Pronouncer(load_lexicon(lexicon))
+        self.break_model = break_model if isinstance(break_model, BreakModel) else BreakModel.load(break_model)
+        self.max_sentence_words = max_sentence_words
+        self._splitter = SentenceSplitter()
+
+    def split(self, text: str) -> Document:
+        return split_document(text, self._splitter)
+
+    def analyze_text(self, text: str) -> DocumentAnalysis:
+        return self.analyze(self.split(text))
+
+    def analyze(self, document: Document) -> DocumentAnalysis:
+        chapters = [ChapterAnalysis(c.title, c.start, c.end) for c in document.chapters]
+        for ci, chapter in enumerate(document.chapters):
+            chapters[ci].paragraphs = [ParagraphAnalysis(p.start, p.end, is_heading=p.is_heading) for p in chapter.paragraphs]
+        for sentence in self.iter_sentences(document):
+            chapters[sentence.chapter].paragraphs[sentence.paragraph].sentences.append(sentence)
+        return DocumentAnalysis(text=document.text, chapters=chapters)
+
+    def iter_sentences(self, document: Document) -> Iterator[SentenceAnalysis]:
+        """Analysed sentences in reading order, produced batch by batch (memory stays flat)."""
+        batch: list[_SentenceJob] = []
+        for job in self._jobs(document):
+            batch.append(job)
+            if len(batch) == PARSE_BATCH:
+                yield from self._analyze_batch(document, batch)
+                batch = []
+        if batch:
+            yield from self._analyze_batch(document, batch)
+
+    def _jobs(self, document: Document) -> Iterable[_SentenceJob]:
+        for ci, chapter in enumerate(document.chapters):
+            for pi, paragraph in enumerate(chapter.paragraphs):
+                spans = document.sentences_of(paragraph)
+                for si, span in enumerate(spans):
+                    tokens = normalize_sentence(document.sentence_text(span), span.start, heading=span.is_heading)
+                    if not any(not t.is_punct for t in tokens):
+                        continue
+                    last = si == len(spans) - 1
+                    final = BreakLevel.PARAGRAPH if last or span.is_heading else BreakLevel.SENTENCE
+                    yield _SentenceJob(span, ci, pi, final, tuple(tokens))
+
+    def _analyze_batch(self, document: Document, jobs: Sequence[_SentenceJob]) -> Iterator[SentenceAnalysis]:
+        parses = self.parser.parse([job.tokens for job in jobs])
+        for job, parsed in zip(jobs, parses):
+            yield from self._analyze_sentence(document, job, parsed)
+
+    def _analyze_sentence(self, document: Document, job: _SentenceJob, parsed) -> list[SentenceAnalysis]:
+        words = [t for t in job.tokens if not t.is_punct]
+        distances = syntactic_distances(parsed.tree, len(words))
+        punct = [""] * len(words)
+        wi = -1
+        for t in job.tokens:
+            if t.is_punct:
+                if wi >= 0:
+                    punct[wi] += t.text
+            else:
+                wi += 1
+        pos = list(parsed.pos)
+        phonemes = [self.pronouncer.phonemes(w.text, p) for w, p in zip(words, pos)]
+        # Words that cannot be spoken (no letters the pronouncer knows) leave the sentence; the gap they
+        # leave keeps the higher of its two distances, which is exactly the LCA height of the new neighbours.
+        for i in reversed(range(len(words))):
+            if not phonemes[i]:
+                _drop_word(i, distances, punct)
+                for values in (words, pos, phonemes):
+                    del values[i]
+        if not words:
+            return []
+        breaks, resets = plan_breaks(self.break_model, distances, punct, pos, job.final)
+        analysed = [
+            WordAnalysis(w.text, w.start, w.end, p, ph, pu) for w, p, ph, pu in zip(words, pos, phonemes, punct)
+        ]
+        cuts = split_points(distances, self.max_sentence_words)
+        for cut in cuts:
+            breaks[cut] = max(breaks[cut], BreakLevel.MAJOR)
+            resets[cut] = True
+        pieces = []
+        bounds = [-1, *cuts, len(analysed) - 1]
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            lo += 1
+            start = job.span.start if lo == 0 else analysed[lo].start
+            end = job.span.end if hi == len(analysed) - 1 else analysed[hi].end
+            pieces.append(
+                SentenceAnalysis(
+                    text=document.text[start:end],
+                    start=start,
+                    end=end,
+                    words=analysed[lo : hi + 1],
+                    distances=distances[lo:hi],
+                    breaks=breaks[lo : hi + 1],
+                    resets=resets[lo : hi + 1],
+                    chapter=job.chapter,
+                    paragraph=job.paragraph,
+                    is_heading=job.span.is_heading,
+                )
+            )
+        return pieces

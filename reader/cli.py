@@ -1,0 +1,143 @@
+"""The `reader` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence, TextIO
+
+from .errors import ReaderError
+
+ANALYSIS_SCHEMA_VERSION = 1
+
+# Marks used in the human-readable plan (documented in the README).
+BREAK_MARKS = {0: "", 1: " |", 2: " ||", 3: " ||.", 4: " ||¶"}
+
+
+def sentence_json(sentence, chapter_title: str | None) -> dict:
+    """One sentence of `reader analyze --json` (schema: reader/data/analysis.schema.json)."""
+    return {
+        "version": ANALYSIS_SCHEMA_VERSION,
+        "chapter": sentence.chapter,
+        "chapter_title": chapter_title,
+        "paragraph": sentence.paragraph,
+        "is_heading": sentence.is_heading,
+        "text": sentence.text,
+        "start": sentence.start,
+        "end": sentence.end,
+        "distances": sentence.distances,
+        "words": [
+            {
+                "text": w.text,
+                "start": w.start,
+                "end": w.end,
+                "pos": w.pos,
+                "phonemes": list(w.phonemes),
+                "punct_after": w.punct_after,
+                "break": brk.name.lower(),
+                "reset": reset,
+            }
+            for w, brk, reset in zip(sentence.words, sentence.breaks, sentence.resets)
+        ],
+    }
+
+
+def format_sentence(index: int, sentence) -> str:
+    """Human-readable analysis of one sentence."""
+    plan = " ".join(
+        f"{w.text}{BREAK_MARKS[int(b)]}{'^' if r and b < 3 else ''}"
+        for w, b, r in zip(sentence.words, sentence.breaks, sentence.resets)
+    )
+    text = " ".join(sentence.text.split())
+    lines = [
+        f"[{index}] chapter {sentence.chapter + 1}, paragraph {sentence.paragraph + 1}, chars {sentence.start}-{sentence.end}"
+        + (" (heading)" if sentence.is_heading else ""),
+        f"  text:      {text}",
+        f"  plan:      {plan}",
+        f"  distances: {' '.join(map(str, sentence.distances)) or '-'}",
+        f"  phonemes:  {' . '.join(' '.join(w.phonemes) for w in sentence.words)}",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
+    from .analysis import Analyzer
+    from .document import read_input
+
+    text = read_input(args.file)
+    analyzer = Analyzer(parser=args.parser, lexicon=args.lexicon)
+    document = analyzer.split(text)
+    count = 0
+    for sentence in analyzer.iter_sentences(document):
+        title = document.chapters[sentence.chapter].title
+        if args.json:
+            out.write(json.dumps(sentence_json(sentence, title), ensure_ascii=False) + "\n")
+        else:
+            out.write(format_sentence(count + 1, sentence) + "\n\n")
+        count += 1
+    if count == 0:
+        name = "standard input" if args.file == "-" else args.file
+        raise ReaderError(f"nothing speakable in {name}")
+    return 0
+
+
+def cmd_models_download(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        import stanza
+    except ImportError:
+        raise ReaderError("stanza is not installed: pip install 'reader-engine[stanza]'") from None
+    try:
+        stanza.download("en", processors="tokenize,pos,constituency", logging_level="WARN", **({"model_dir": args.dir} if args.dir else {}))
+    except Exception as exc:  # network errors come in many types (requests, urllib3, OSError)
+        raise ReaderError(f"could not download stanza's English models ({type(exc).__name__}); check the internet connection") from None
+    out.write("stanza English models installed\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reader", description="Streaming long-form reading engine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    analyze = sub.add_parser("analyze", help="show the linguistic analysis and prosody plan of a document")
+    analyze.add_argument("file", help="UTF-8 text or Markdown file, or - for standard input")
+    analyze.add_argument("--json", action="store_true", help="one JSON object per sentence (JSON Lines)")
+    analyze.add_argument("--parser", choices=["spacy", "stanza"], default="spacy", help="syntactic parser backend")
+    analyze.add_argument("--lexicon", help="user pronunciation lexicon (default: ~/.config/reader/lexicon.txt if present)")
+    analyze.set_defaults(run=cmd_analyze)
+
+    models = sub.add_parser("models", help="manage optional models")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    download = models_sub.add_parser("download", help="download stanza's English parser models (needs internet)")
+    download.add_argument("--dir", help="where to put them (default: stanza's own folder)")
+    download.set_defaults(run=cmd_models_download)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args, sys.stdout)
+    except ReaderError as exc:
+        print(f"reader: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("reader: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `| head`); not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except MemoryError:
+        print("reader: error: out of memory; split the document into smaller parts", file=sys.stderr)
+        return 1
+    except Exception as exc:  # last resort: one line, never a traceback (READER_DEBUG=1 shows it)
+        if os.environ.get("READER_DEBUG"):
+            raise
+        print(f"reader: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

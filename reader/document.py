@@ -1,0 +1,298 @@
+"""Documents: reading input files and splitting them into chapters, paragraphs and sentences.
+
+Every span keeps character offsets into the original text, so later stages (word timings,
+highlighting) can point back at what the user wrote. Markdown markup is not deleted but
+*masked*: replaced by spaces in a same-length copy of the text, so offsets never shift.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pysbd
+
+from .errors import ReaderError
+
+# Input files larger than this are refused: a book is a few MB; 200 MB of "text" is a mistake.
+MAX_INPUT_BYTES = 200 * 1024 * 1024
+
+# pysbd is regex-heavy; feeding it bounded pieces keeps segmentation linear on huge unpunctuated lines.
+SEGMENTER_PIECE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class SentenceSpan:
+    """One sentence (or headline, list item) as a span of the original text."""
+
+    start: int
+    end: int
+    is_heading: bool = False
+
+
+@dataclass
+class Paragraph:
+    start: int
+    end: int
+    # None until first needed: sentence segmentation is the slow part of splitting, so a long book
+    # is segmented paragraph by paragraph as reading reaches it (Document.sentences_of).
+    sentences: list[SentenceSpan] | None = None
+    is_heading: bool = False
+
+
+@dataclass
+class Chapter:
+    title: str | None
+    start: int
+    end: int
+    paragraphs: list[Paragraph] = field(default_factory=list)
+
+
+@dataclass
+class Document:
+    """The original text, its speakable mask (markup blanked out) and its structure."""
+
+    text: str
+    speakable: str
+    chapters: list[Chapter]
+    splitter: "SentenceSplitter"
+
+    def sentence_text(self, span: SentenceSpan) -> str:
+        """The speakable text of a sentence (same length as the original span)."""
+        return self.speakable[span.start : span.end]
+
+    def sentences_of(self, paragraph: Paragraph) -> list[SentenceSpan]:
+        """The paragraph's sentences, segmented on first use."""
+        if paragraph.sentences is None:
+            spans = self.splitter.split(self.speakable, paragraph.start, paragraph.end)
+            paragraph.sentences = [SentenceSpan(s, e) for s, e in spans if _has_speakable(self.speakable[s:e])]
+        return paragraph.sentences
+
+    @property
+    def sentences(self) -> list[SentenceSpan]:
+        return [s for c in self.chapters for p in c.paragraphs for s in self.sentences_of(p)]
+
+
+def read_input(path: str) -> str:
+    """Read a UTF-8 document from a file path, or standard input for '-'.
+
+    Binary files, invalid UTF-8 and oversized inputs raise ReaderError with one line.
+    """
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            p = Path(path)
+            if p.is_dir():
+                raise ReaderError(f"{name} is a folder, not a text file")
+            with p.open("rb") as fh:
+                data = fh.read(MAX_INPUT_BYTES + 1)
+    except FileNotFoundError:
+        raise ReaderError(f"no such file: {name}") from None
+    except PermissionError:
+        raise ReaderError(f"cannot read {name}: permission denied") from None
+    except OSError as exc:
+        raise ReaderError(f"cannot read {name}: {exc.strerror or exc}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise ReaderError(f"{name} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB; split it into parts")
+    if b"\x00" in data[:65536]:
+        raise ReaderError(f"{name} looks like a binary file, not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReaderError(f"{name} is not valid UTF-8 (bad byte at offset {exc.start}); convert it to UTF-8 first") from None
+    return text
+
+
+_FENCED_CODE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?(^[ \t]*\1[^\n]*$|\Z)", re.M | re.S)
+_HTML_TAG = re.compile(r"<[A-Za-z/!][^<>\n]{0,200}>")
+_IMAGE_OR_LINK = re.compile(r"(!?)\[([^\[\]\n]{0,500})\]\(([^()\s]{0,2000})(?:\s+\"[^\"\n]*\")?\)")
+# Emphasis and code markers touching a word on either side ("**bold**", "`code`"); a lone " * " is not markup.
+_EMPHASIS = re.compile(r"(?<=\S)(\*+|_{2,}|~~|`+)|(\*+|_{2,}|~~|`+)(?=\S)")
+_HEADING_PREFIX = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+", re.M)
+_HEADING_SUFFIX = re.compile(r"[ \t]+#+[ \t]*$", re.M)
+_BLOCKQUOTE = re.compile(r"^[ \t]*(>[ \t]?)+", re.M)
+_BULLET = re.compile(r"^[ \t]*([-*+•‣◦▪]|\d{1,3}[.)])[ \t]+", re.M)
+_RULE = re.compile(r"^[ \t]*([-*_=])([ \t]*\1){2,}[ \t]*$", re.M)
+_SETEXT_UNDERLINE = re.compile(r"^[ \t]*(=+|-+)[ \t]*$", re.M)
+# Unicode control characters other than newline and tab are never speakable.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+_CHAPTER_LINE = re.compile(
+    r"^(chapter|book|part|prologue|epilogue|preface|introduction)\b([ \t]+([ivxlcdm]+|\d+|[a-z]+(-[a-z]+)?)\b)?[ \t]*([.:—–-].*)?$",
+    re.I,
+)
+_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*")
+
+
+def _blank(chars: list[str], start: int, end: int) -> None:
+    for i in range(start, end):
+        if chars[i] != "\n":
+            chars[i] = " "
+
+
+def mask_markup(text: str) -> tuple[str, set[int]]:
+    """Blank out Markdown/HTML markup; return the masked text and the offsets of heading lines.
+
+    Link targets and image URLs are not read (their visible text is); fenced code is not read.
+    """
+    chars = list(text)
+    for m in _CONTROL.finditer(text):
+        chars[m.start()] = " "
+    for m in _FENCED_CODE.finditer(text):
+        _blank(chars, m.start(), m.end())
+    for m in _HTML_TAG.finditer(text):
+        _blank(chars, m.start(), m.end())
+    for m in _IMAGE_OR_LINK.finditer(text):
+        # Links and images read their visible text (an image's alt text), never the target URL.
+        _blank(chars, m.start(), m.start(2))
+        _blank(chars, m.end(2), m.end())
+    heading_lines: set[int] = set()
+    for m in _HEADING_PREFIX.finditer(text):
+        heading_lines.add(m.start())
+        _blank(chars, m.start(), m.end())
+    for pattern in (_HEADING_SUFFIX, _BLOCKQUOTE, _RULE):
+        for m in pattern.finditer(text):
+            _blank(chars, m.start(), m.end())
+    for m in _SETEXT_UNDERLINE.finditer(text):
+        # "Title\n=====" marks the previous line as a heading.
+        prev_end = m.start() - 1
+        if prev_end > 0 and text[prev_end] == "\n":
+            prev_start = text.rfind("\n", 0, prev_end) + 1
+            if text[prev_start:prev_end].strip():
+                heading_lines.add(prev_start)
+                _blank(chars, m.start(), m.end())
+    for m in _EMPHASIS.finditer(text):
+        _blank(chars, m.start(), m.end())
+    return "".join(chars), heading_lines
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _pieces(text: str, start: int, end: int, limit: int = SEGMENTER_PIECE_CHARS) -> list[tuple[int, int]]:
+    """Cut a long span into pieces of at most `limit` characters, preferring sentence punctuation, then spaces."""
+    pieces = []
+    while end - start > limit:
+        window = text[start : start + limit]
+        cut = max(window.rfind(". "), window.rfind("! "), window.rfind("? "))
+        if cut < limit // 2:
+            cut = window.rfind(" ")
+        if cut <= 0:
+            cut = limit - 1  # no space at all: a hard cut is the only bounded option
+        pieces.append((start, start + cut + 1))
+        start += cut + 1
+    pieces.append((start, end))
+    return pieces
+
+
+class SentenceSplitter:
+    """Rule-based sentence segmentation (pysbd), robust to abbreviations, initials, decimals and quotes."""
+
+    def __init__(self) -> None:
+        self._segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+
+    def split(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        spans = []
+        for piece_start, piece_end in _pieces(text, start, end):
+            piece = text[piece_start:piece_end].replace("\n", " ")
+            cursor = 0
+            for seg in self._segmenter.segment(piece):
+                # pysbd's offsets can drift on repeated substrings; re-anchor each segment by search.
+                seg_text = seg.sent.strip()
+                if not seg_text:
+                    continue
+                found = piece.find(seg_text, cursor)
+                if found < 0:
+                    continue
+                cursor = found + len(seg_text)
+                s, e = _strip_span(text, piece_start + found, piece_start + cursor)
+                if e > s:
+                    spans.append((s, e))
+        return spans
+
+
+def _is_chapter_line(line: str) -> bool:
+    return len(line) <= 100 and bool(_CHAPTER_LINE.match(line.strip()))
+
+
+def _is_untitled_chapter_line(line: str) -> bool:
+    m = _CHAPTER_LINE.match(line.strip())
+    return m is not None and m.group(5) is None
+
+
+def _has_speakable(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+def split_document(text: str, splitter: SentenceSplitter | None = None) -> Document:
+    """Split a document into chapters (headings, chapter lines), paragraphs (blank lines) and sentences.
+
+    Headings and list items are sentences of their own even without final punctuation. Paragraphs
+    are segmented into sentences lazily (Document.sentences_of), so splitting a book is fast.
+    """
+    speakable, heading_lines = mask_markup(text)
+    chapters: list[Chapter] = [Chapter(title=None, start=0, end=0)]
+
+    def add_paragraph(start: int, end: int, is_heading: bool) -> None:
+        start, end = _strip_span(speakable, start, end)
+        if end <= start or not _has_speakable(speakable[start:end]):
+            return
+        title = " ".join(speakable[start:end].split())
+        chapter = chapters[-1]
+        # "CHAPTER IV" followed by a short unpunctuated line: that line is the chapter's title.
+        names_chapter = (
+            chapter.title is not None
+            and _is_untitled_chapter_line(chapter.title)
+            and all(p.is_heading for p in chapter.paragraphs)
+            and (is_heading or (len(title) <= 80 and "\n" not in speakable[start:end] and title[-1] not in ".!?,;:"))
+        )
+        if names_chapter:
+            chapter.title = f"{chapter.title}: {title}"
+            chapter.paragraphs.append(Paragraph(start, end, [SentenceSpan(start, end, True)], is_heading=True))
+        elif is_heading:
+            chapter = Chapter(title=title, start=start, end=end)
+            chapters.append(chapter)
+            chapter.paragraphs.append(Paragraph(start, end, [SentenceSpan(start, end, True)], is_heading=True))
+        else:
+            chapters[-1].paragraphs.append(Paragraph(start, end))
+        chapters[-1].end = max(chapters[-1].end, end)
+
+    block_start = 0
+    for block_end, next_start in [(m.start(), m.end()) for m in _BLANK_LINES.finditer(speakable)] + [
+        (len(speakable), len(speakable))
+    ]:
+        # Within a block, headings, chapter lines and list items stand alone; other lines are wrapped prose.
+        prose_start = None
+        line_start = block_start
+        while line_start < block_end:
+            line_end = speakable.find("\n", line_start, block_end)
+            line_end = block_end if line_end < 0 else line_end
+            line = speakable[line_start:line_end]
+            standalone_heading = line_start in heading_lines or _is_chapter_line(line)
+            bullet = _BULLET.match(text, line_start, line_end) is not None
+            if standalone_heading or bullet:
+                if prose_start is not None:
+                    add_paragraph(prose_start, line_start, False)
+                    prose_start = None
+                if bullet:
+                    add_paragraph(_BULLET.match(text, line_start, line_end).end(), line_end, False)
+                else:
+                    add_paragraph(line_start, line_end, True)
+            elif prose_start is None:
+                prose_start = line_start
+            line_start = line_end + 1
+        if prose_start is not None:
+            add_paragraph(prose_start, block_end, False)
+        block_start = next_start
+
+    chapters = [c for c in chapters if c.paragraphs]
+    return Document(text=text, speakable=speakable, chapters=chapters, splitter=splitter or SentenceSplitter())

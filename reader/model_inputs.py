@@ -1,0 +1,138 @@
+"""What the acoustic model reads: the symbol table and sentence analyses turned into id arrays.
+
+Shared by training and the runtime (numpy only). A sentence becomes
+
+    <bos>  phonemes of word 1  <break:LEVEL1>  phonemes of word 2  <break:LEVEL2> ...  word n  <break:LEVELn>
+
+with one boundary token after every word, whose symbol is the break level after that word (NONE,
+MINOR, MAJOR inside a sentence; SENTENCE or PARAGRAPH after the last word). Why a token after every
+word and not only at punctuation: the aligner must be able to put a pause wherever the speaker
+paused, and monotonic alignment gives every token at least one frame, so a NONE boundary costs one
+frame (12 ms) at most. The boundary token's duration is the pause length, which the front end can
+set per break level through the decoder's duration override. `<bos>` absorbs leading silence.
+
+Phonemes are the 39 ARPAbet base symbols; a vowel's stress digit is a separate feature so that the
+three stress variants of a vowel share its embedding (1.6 hours of speech is little data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+ARPABET = (
+    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY",
+    "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y",
+    "Z", "ZH",
+)  # fmt: skip
+# Names of the break levels 0..4, in the order of reader.prosody.BreakLevel.
+BREAK_LEVEL_NAMES = ("none", "minor", "major", "sentence", "paragraph")
+PAD, BOS = "<pad>", "<bos>"
+BREAK_SYMBOLS = tuple(f"<break:{name}>" for name in BREAK_LEVEL_NAMES)
+SYMBOLS = (PAD, BOS, *ARPABET, *BREAK_SYMBOLS)
+SYMBOL_TO_ID = {symbol: index for index, symbol in enumerate(SYMBOLS)}
+PAD_ID = SYMBOL_TO_ID[PAD]
+BOS_ID = SYMBOL_TO_ID[BOS]
+BREAK_IDS = tuple(SYMBOL_TO_ID[s] for s in BREAK_SYMBOLS)
+SENTENCE_BREAK_LEVEL = 3
+
+# stress_ids: 0 = not a vowel (consonant or special token), 1 + the ARPAbet stress digit otherwise.
+N_STRESS_IDS = 4
+# word_position_ids: where a token sits in its word.
+NOT_IN_WORD, WORD_INITIAL, WORD_MEDIAL, WORD_FINAL, WHOLE_WORD = range(5)
+N_WORD_POSITION_IDS = 5
+# break_ids: the break level after the token's word (on the boundary token too), + 1; 0 = <bos>/padding.
+N_BREAK_IDS = len(BREAK_LEVEL_NAMES) + 1
+
+
+class WordLike(Protocol):
+    text: str
+    phonemes: tuple[str, ...]
+
+
+class SentenceLike(Protocol):
+    words: Sequence[WordLike]
+    breaks: Sequence[int]
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """Per-token int64 arrays of one equal length (tokens: <bos>, phonemes and boundary tokens)."""
+
+    symbol_ids: np.ndarray
+    stress_ids: np.ndarray
+    word_position_ids: np.ndarray
+    break_ids: np.ndarray
+    word_indices: np.ndarray  # which word of the input a phoneme belongs to; -1 for <bos> and boundaries
+
+    def __len__(self) -> int:
+        return int(self.symbol_ids.shape[0])
+
+    @property
+    def boundary_mask(self) -> np.ndarray:
+        """True at boundary tokens, whose durations are pauses."""
+        return np.isin(self.symbol_ids, BREAK_IDS)
+
+
+def split_stress(phoneme: str) -> tuple[str, int]:
+    """('AH', 1 + 0) for 'AH0'; ('K', 0) for 'K'. Raises ValueError for a symbol outside ARPAbet."""
+    base, digit = (phoneme[:-1], int(phoneme[-1]) + 1) if phoneme[-1:].isdigit() else (phoneme, 0)
+    if base not in ARPABET:
+        raise ValueError(f"unknown phoneme {phoneme!r}: expected CMUdict ARPAbet with stress digits")
+    return base, digit
+
+
+def words_to_inputs(words: Iterable[tuple[Sequence[str], int]]) -> ModelInputs:
+    """Token arrays from (phonemes, break level after the word) pairs, in reading order.
+
+    Words without phonemes (nothing spoken) are dropped; their break still counts, merged into the
+    previous boundary by taking the stronger level.
+    """
+    symbols, stresses, positions, breaks, word_indices = [BOS_ID], [0], [NOT_IN_WORD], [0], [-1]
+    last_word_had_boundary = False
+    for word_index, (phonemes, level) in enumerate(words):
+        level = int(level)
+        if not phonemes:
+            if last_word_had_boundary and level > breaks[-1] - 1:
+                symbols[-1], breaks[-1] = BREAK_IDS[level], level + 1
+            continue
+        for position, phoneme in enumerate(phonemes):
+            base, stress = split_stress(phoneme)
+            symbols.append(SYMBOL_TO_ID[base])
+            stresses.append(stress)
+            if len(phonemes) == 1:
+                positions.append(WHOLE_WORD)
+            else:
+                positions.append(WORD_INITIAL if position == 0 else WORD_FINAL if position == len(phonemes) - 1 else WORD_MEDIAL)
+            breaks.append(level + 1)
+            word_indices.append(word_index)
+        symbols.append(BREAK_IDS[level])
+        stresses.append(0)
+        positions.append(NOT_IN_WORD)
+        breaks.append(level + 1)
+        word_indices.append(-1)
+        last_word_had_boundary = True
+    as_array = lambda values: np.asarray(values, dtype=np.int64)  # noqa: E731
+    return ModelInputs(as_array(symbols), as_array(stresses), as_array(positions), as_array(breaks), as_array(word_indices))
+
+
+def sentences_to_inputs(sentences: Sequence[SentenceLike]) -> ModelInputs:
+    """One token sequence for consecutive sentences (a training clip may hold several)."""
+    words = [(word.phonemes, level) for sentence in sentences for word, level in zip(sentence.words, sentence.breaks, strict=True)]
+    if words:
+        # The last word of the last sentence always ends a sentence, even if the front end saw a clause.
+        phonemes, level = words[-1]
+        words[-1] = (phonemes, max(int(level), SENTENCE_BREAK_LEVEL))
+    return words_to_inputs(words)
+
+
+def sentence_to_inputs(sentence: SentenceLike) -> ModelInputs:
+    return sentences_to_inputs([sentence])
+
+
+def transcript_to_inputs(text: str, analyzer) -> ModelInputs:
+    """Inputs for a normalised training transcript, analysed by a reader.analysis.Analyzer."""
+    return sentences_to_inputs(analyzer.analyze_text(text).sentences)

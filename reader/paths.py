@@ -1,0 +1,38 @@
+"""Where shipped models and user configuration live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def models_dir() -> Path:
+    """The shipped models folder; READER_MODELS_DIR overrides it (tests, custom installs)."""
+    override = os.environ.get("READER_MODELS_DIR")
+    return Path(override) if override else PROJECT_ROOT / "exported_models"
+
+
+def config_dir() -> Path:
+    """The user's configuration folder (XDG), e.g. ~/.config/reader; READER_CONFIG_DIR overrides it."""
+    override = os.environ.get("READER_CONFIG_DIR")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "reader"
+
+
+def data_dir() -> Path:
+    """The speech corpora (never copied into the project); READER_DATA_DIR overrides it."""
+    override = os.environ.get("READER_DATA_DIR")
+    return Path(override) if override else PROJECT_ROOT.parent / "shared" / "data"
+
+
+def cache_dir() -> Path:
+    """Caches of derived features (outside git); READER_CACHE_DIR overrides it."""
+    override = os.environ.get("READER_CACHE_DIR")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "reader"

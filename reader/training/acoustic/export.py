@@ -1,0 +1,193 @@
+"""Export a trained acoustic checkpoint to ONNX for the runtime, with a manifest.
+
+    python -m reader.training.acoustic.export --checkpoint checkpoints/acoustic_small/checkpoint.pt
+
+writes to exported_models/acoustic/ (reader.paths.models_dir()):
+- text_to_mel.onnx: token features, speaker, utterance embedding, optional codes and overrides -> mel,
+  durations, F0. ONNX has no optional inputs, so "not given" is a sentinel (see INPUT_CONVENTIONS).
+- utterance_encoder.onnx: reference log-mel -> utterance embedding (VAE posterior mean).
+- copycat_encoder.onnx: reference log-mel + its token features, speaker and token durations -> codes.
+- manifest.json: format version, features, symbol table, speakers (with per-speaker centroids of the
+  utterance embedding, the default for plain TTS), training data and steps, hardware, I/O conventions.
+All graphs take a batch of one with any number of tokens and frames (opset 17).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from reader.model_inputs import SYMBOLS
+from reader.paths import models_dir
+from runtime.features import FeatureSettings
+
+from .data import DataConfig, FeatureCache, NormalisationStats, read_manifest
+from .model import AcousticModel, ModelConfig
+
+FORMAT_VERSION = 1
+OPSET = 17
+TOKEN_INPUTS = ("symbol_ids", "stress_ids", "word_position_ids", "break_ids")
+INPUT_CONVENTIONS = {
+    "batch": "1; token arrays are int64 (1, N) from reader.model_inputs; speaker_id int64 (1,)",
+    "utterance_embedding": "float32 (1, E): a speaker centroid from this manifest, a selected training embedding, or utterance_encoder output",
+    "prosody_codes": "float32 (1, N, C); used only where prosody_code_mask is 1",
+    "prosody_code_mask": "float32 (1, N): 1 = take prosody_codes (e.g. from copycat_encoder), 0 = predict from text",
+    "duration_override": "float32 (1, N) frames: >= 0 replaces the predicted duration (0 allowed, e.g. no pause), < 0 (use -1) = predict",
+    "f0_override": "float32 (1, N) Hz: > 0 replaces the predicted token F0, <= 0 (use 0) = predict",
+    "outputs": "mel float32 (1, T, n_mels) natural-log mel; durations int64 (1, N) frames; f0 float32 (1, N) Hz per token",
+    "copycat_encoder.durations": "int64 (1, N) frames per token of the reference, summing to its frame count (from forced alignment)",
+}
+
+
+class TextToMel(nn.Module):
+    def __init__(self, model: AcousticModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs):
+        return self.model.synthesise(*inputs)
+
+
+class UtteranceEncoderGraph(nn.Module):
+    def __init__(self, model: AcousticModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, log_mel):
+        return self.model.reference_utterance_embedding(log_mel)
+
+
+class CopyCatGraph(nn.Module):
+    def __init__(self, model: AcousticModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs):
+        return self.model.reference_prosody_codes(*inputs)
+
+
+def load_model(checkpoint_path: str | Path) -> tuple[AcousticModel, dict]:
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    model = AcousticModel(ModelConfig(**state["config"]["model"]), NormalisationStats(**state["stats"]))
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
+def example_inputs(model: AcousticModel, n_tokens: int = 12, n_frames: int = 60) -> dict[str, torch.Tensor]:
+    """Dummy inputs that fix the graphs' ranks and dtypes (lengths stay dynamic)."""
+    config = model.config
+    generator = torch.Generator().manual_seed(0)
+    tokens = {name: torch.randint(1, 4, (1, n_tokens), generator=generator) for name in TOKEN_INPUTS}
+    return {
+        **tokens,
+        "speaker_id": torch.zeros(1, dtype=torch.long),
+        "utterance_embedding": torch.zeros(1, config.utterance_embedding_dim),
+        "prosody_codes": torch.zeros(1, n_tokens, config.prosody_code_dim),
+        "prosody_code_mask": torch.zeros(1, n_tokens),
+        "duration_override": -torch.ones(1, n_tokens),
+        "f0_override": torch.zeros(1, n_tokens),
+        "log_mel": torch.randn(1, n_frames, config.n_mels, generator=generator),
+        "durations": torch.full((1, n_tokens), n_frames // n_tokens, dtype=torch.long),
+    }
+
+
+TEXT_TO_MEL_INPUTS = (*TOKEN_INPUTS, "speaker_id", "utterance_embedding", "prosody_codes", "prosody_code_mask", "duration_override", "f0_override")
+COPYCAT_INPUTS = ("log_mel", *TOKEN_INPUTS, "speaker_id", "durations")
+
+
+def _export(module: nn.Module, inputs: dict, input_names, output_names, dynamic_axes, path: Path) -> None:
+    torch.onnx.export(
+        module, tuple(inputs[name] for name in input_names), str(path), input_names=list(input_names),
+        output_names=list(output_names), dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
+    )  # fmt: skip
+
+
+def export_onnx(model: AcousticModel, out_dir: Path) -> dict[str, Path]:
+    """The three graphs under out_dir; returns their paths by name."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = example_inputs(model)
+    token_axes = {name: {1: "tokens"} for name in (*TOKEN_INPUTS, "prosody_codes", "prosody_code_mask", "duration_override", "f0_override", "durations")}
+    paths = {name: out_dir / f"{name}.onnx" for name in ("text_to_mel", "utterance_encoder", "copycat_encoder")}
+    with torch.no_grad():
+        _export(
+            TextToMel(model), inputs, TEXT_TO_MEL_INPUTS, ("mel", "durations", "f0"),
+            {**{k: v for k, v in token_axes.items() if k in TEXT_TO_MEL_INPUTS}, "mel": {1: "frames"}, "durations": {1: "tokens"}, "f0": {1: "tokens"}},
+            paths["text_to_mel"],
+        )  # fmt: skip
+        _export(UtteranceEncoderGraph(model), inputs, ("log_mel",), ("utterance_embedding",), {"log_mel": {1: "frames"}}, paths["utterance_encoder"])
+        _export(
+            CopyCatGraph(model), inputs, COPYCAT_INPUTS, ("prosody_codes",),
+            {**{k: v for k, v in token_axes.items() if k in COPYCAT_INPUTS}, "log_mel": {1: "frames"}, "prosody_codes": {1: "tokens"}},
+            paths["copycat_encoder"],
+        )  # fmt: skip
+    return paths
+
+
+@torch.no_grad()
+def speaker_centroids(model: AcousticModel, state: dict) -> dict[str, list[float]]:
+    """Mean utterance embedding of each speaker's training clips (features from the cache, no text needed)."""
+    data_config = DataConfig(**state["config"]["data"])
+    cache = FeatureCache()
+    sums: dict[str, list] = {speaker: [] for speaker in state["speakers"]}
+    for utterance in read_manifest(data_config, "train"):
+        features = cache.load(utterance)
+        if features is not None:
+            sums[utterance.speaker].append(model.reference_utterance_embedding(torch.from_numpy(features.log_mel)[None])[0].numpy())
+    return {speaker: np.mean(values, axis=0).round(6).tolist() for speaker, values in sums.items() if values}
+
+
+def write_manifest(model: AcousticModel, state: dict, paths: dict[str, Path], out_dir: Path) -> Path:
+    data_config = state["config"]["data"]
+    centroids = speaker_centroids(model, state)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": "acoustic: phonemes + word/break features -> log-mel (VAE utterance embedding, CopyCat prosody codes)",
+        "sample_rate": FeatureSettings().sample_rate,
+        "features": asdict(FeatureSettings()) | {"mel": "natural log of Slaney-normalised mel magnitudes, floor 1e-5 (runtime/features.py)"},
+        "symbols": list(SYMBOLS),
+        "phoneme_set": "CMUdict ARPAbet, 39 base phonemes; vowel stress as the stress_ids feature",
+        "speakers": [{"id": i, "name": name, "synthetic": False, "utterance_embedding_centroid": centroids.get(name)} for i, name in enumerate(state["speakers"])],
+        "utterance_embedding_dim": model.config.utterance_embedding_dim,
+        "prosody_code_dim": model.config.prosody_code_dim,
+        "normalisation": state["stats"] | {"log_mel_mean": None},
+        "io": INPUT_CONVENTIONS,
+        "files": {
+            name: {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
+            for name, path in paths.items()
+        },
+        "training": {
+            "corpora": data_config["corpora"],
+            "split": "train",
+            "utterances": state["training_utterances"],
+            "steps": state["step"],
+            "config": state["config"],
+            "hardware": state["hardware"],
+        },
+        "opset": OPSET,
+    }
+    manifest_path = out_dir / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Export an acoustic checkpoint to ONNX")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--out-dir", help="default: <models_dir>/acoustic")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    out_dir = Path(args.out_dir) if args.out_dir else models_dir() / "acoustic"
+    model, state = load_model(args.checkpoint)
+    paths = export_onnx(model, out_dir)
+    print(write_manifest(model, state, paths, out_dir))
+
+
+if __name__ == "__main__":
+    main()

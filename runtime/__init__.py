@@ -1,0 +1,1 @@
+"""Streaming ONNX engine. Knows nothing of torch: only numpy and onnxruntime."""

@@ -1,0 +1,54 @@
+"""Loading ONNX models into onnxruntime sessions, once, with clear errors."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .errors import RuntimeModelError
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How to run a model: execution device and thread counts (0 lets onnxruntime choose)."""
+
+    device: str = "cpu"
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+
+
+def available_providers(device: str) -> list[str]:
+    """Execution providers for `device` ('cpu' or 'cuda'), CPU always last as fallback."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeModelError(
+                "device 'cuda' requested but this onnxruntime has no CUDA provider "
+                "(install onnxruntime-gpu, or use --device cpu)"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise RuntimeModelError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
+
+
+def load_session(path: str | os.PathLike, options: SessionOptions = SessionOptions()) -> ort.InferenceSession:
+    """Open an ONNX model; a missing, empty or corrupt file raises RuntimeModelError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise RuntimeModelError(f"model file not found: {path}")
+    if path.stat().st_size == 0:
+        raise RuntimeModelError(f"model file is empty: {path}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.intra_op_threads
+    so.inter_op_num_threads = options.inter_op_threads
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=so, providers=available_providers(options.device))
+    except RuntimeModelError:
+        raise
+    except Exception as exc:  # onnxruntime raises its own exception types for corrupt protobufs
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RuntimeModelError(f"model file is corrupt or unreadable: {path} ({first_line[:200]})") from None
