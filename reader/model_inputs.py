@@ -11,6 +11,11 @@ paused, and monotonic alignment gives every token at least one frame, so a NONE 
 frame (12 ms) at most. The boundary token's duration is the pause length, which the front end can
 set per break level through the decoder's duration override. `<bos>` absorbs leading silence.
 
+A PARAGRAPH break is given to the model as a SENTENCE break: the training clips carry no paragraph
+information (an LJ clip ends wherever the recording was cut, a kathleen clip is an isolated
+sentence), so a paragraph token would never be trained. The longer paragraph pause is the runtime's
+to set, through the duration override of the final boundary token.
+
 Phonemes are the 39 ARPAbet base symbols; a vowel's stress digit is a separate feature so that the
 three stress variants of a vowel share its embedding (1.6 hours of speech is little data).
 """
@@ -28,8 +33,9 @@ ARPABET = (
     "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y",
     "Z", "ZH",
 )  # fmt: skip
-# Names of the break levels 0..4, in the order of reader.prosody.BreakLevel.
-BREAK_LEVEL_NAMES = ("none", "minor", "major", "sentence", "paragraph")
+# Names of the break levels 0..3 the model distinguishes, in the order of reader.prosody.BreakLevel
+# (whose PARAGRAPH = 4 is read as SENTENCE, see above).
+BREAK_LEVEL_NAMES = ("none", "minor", "major", "sentence")
 PAD, BOS = "<pad>", "<bos>"
 BREAK_SYMBOLS = tuple(f"<break:{name}>" for name in BREAK_LEVEL_NAMES)
 SYMBOLS = (PAD, BOS, *ARPABET, *BREAK_SYMBOLS)
@@ -92,13 +98,15 @@ def words_to_inputs(words: Iterable[tuple[Sequence[str], int]]) -> ModelInputs:
     previous boundary by taking the stronger level.
     """
     symbols, stresses, positions, breaks, word_indices = [BOS_ID], [0], [NOT_IN_WORD], [0], [-1]
-    last_word_had_boundary = False
+    last_word_start = None  # token index where the last spoken word's phonemes begin
     for word_index, (phonemes, level) in enumerate(words):
-        level = int(level)
+        level = min(int(level), SENTENCE_BREAK_LEVEL)
         if not phonemes:
-            if last_word_had_boundary and level > breaks[-1] - 1:
-                symbols[-1], breaks[-1] = BREAK_IDS[level], level + 1
+            if last_word_start is not None and level + 1 > breaks[-1]:
+                symbols[-1] = BREAK_IDS[level]
+                breaks[last_word_start:] = [level + 1] * (len(breaks) - last_word_start)
             continue
+        last_word_start = len(symbols)
         for position, phoneme in enumerate(phonemes):
             base, stress = split_stress(phoneme)
             symbols.append(SYMBOL_TO_ID[base])
@@ -114,7 +122,6 @@ def words_to_inputs(words: Iterable[tuple[Sequence[str], int]]) -> ModelInputs:
         positions.append(NOT_IN_WORD)
         breaks.append(level + 1)
         word_indices.append(-1)
-        last_word_had_boundary = True
     as_array = lambda values: np.asarray(values, dtype=np.int64)  # noqa: E731
     return ModelInputs(as_array(symbols), as_array(stresses), as_array(positions), as_array(breaks), as_array(word_indices))
 

@@ -11,6 +11,7 @@ aligned back onto the original document. All number spelling goes through num2wo
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -39,8 +40,11 @@ _URL_TAIL = r"[^\s<>\"]*[^\s<>\".,;:!?'\")\]]"
 _TLDS = r"com|org|net|edu|gov|mil|int|io|ai|co|uk|de|fr|info|biz|us|ca|au|eu|app|dev"
 
 # Order matters: the first alternative that matches at a position wins.
+_WORD = r"[^\W\d_]+(?:['’][^\W\d_]+)*"
 _LEXEME_PATTERNS: dict[str, str] = {
-    "space": r"\s+",
+    # Most lexemes are plain words followed by a space, which no other alternative can
+    # start; trying them first spares the rest of the alternation.
+    "spaced_word": rf"{_WORD}(?=\s|\Z)",
     "url": rf"(?:https?://|www\.){_URL_TAIL}",
     "email": rf"(?<![\w.+-])[\w.+-]{{1,64}}@{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL}){{1,8}}",
     "domain": rf"(?<![\w.@/-])(?:{_DOMAIN_LABEL}\.){{1,8}}(?:{_TLDS})(?![\w-])(?:/{_URL_TAIL})?",
@@ -69,12 +73,13 @@ _LEXEME_PATTERNS: dict[str, str] = {
         r"(?:(?:st|nd|rd|th|s|['’]s)(?![^\W\d_]))?"
     ),
     "dotted": r"(?<![\w.])(?:[A-Za-z]{1,2}\.){1,10}[A-Za-z]{1,2}\.",
-    "word": r"[^\W\d_]+(?:['’][^\W\d_]+)*",
+    "word": _WORD,
     "punct": r"\.{3}|[!?]+|-{2,}|[.,;:()\[\]{}\"“”„‘’‚'«»‹›—–‒―…¡¿-]",
     "other": r".",
 }
+# Leading whitespace is skipped inside the match: one match per lexeme keeps lexing fast.
 _LEXEME_RE = re.compile(
-    "|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _LEXEME_PATTERNS.items()),
+    r"\s*(?:" + "|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _LEXEME_PATTERNS.items()) + ")",
     re.DOTALL,
 )
 
@@ -95,19 +100,22 @@ def _is_mark(char: str) -> bool:
 
 def _lex(text: str) -> list[_Lexeme]:
     lexemes: list[_Lexeme] = []
+    word_end = -1  # end of the last word lexeme, which a mark or more letters may extend
     for match in _LEXEME_RE.finditer(text):
         kind = match.lastgroup
-        start, end = match.span()
-        if kind == "space":
-            continue
-        previous = lexemes[-1] if lexemes else None
-        glued_to_word = previous is not None and previous.kind == "word" and previous.end == start
-        if glued_to_word and (kind == "word" or (kind == "other" and _is_mark(text[start]))):
-            lexemes[-1] = _Lexeme("word", previous.start, end)
-        elif kind == "other" and _is_mark(text[start]):
-            continue  # a stray mark with no letter to carry it
+        start, end = match.span(kind)
+        if kind == "spaced_word":
+            kind = "word"
+        elif kind == "other" and (text[start].isspace() or _is_mark(text[start])):
+            if start == word_end:  # a combining mark continues the word
+                lexemes[-1] = _Lexeme("word", lexemes[-1].start, end)
+                word_end = end
+            continue  # trailing whitespace, or a stray mark with no letter to carry it
+        if kind == "word" and start == word_end:  # letters after a mark: still one word
+            lexemes[-1] = _Lexeme("word", lexemes[-1].start, end)
         else:
             lexemes.append(_Lexeme(kind, start, end))
+        word_end = end if kind == "word" else -1
     return lexemes
 
 
@@ -119,10 +127,12 @@ _MAX_SPELLED_DIGITS = 30  # beyond this num2words overflows; such strings are re
 _WORD_SPLIT_RE = re.compile(r"[\s,-]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def _cardinal(value: int) -> str:
     return num2words(value)
 
 
+@functools.lru_cache(maxsize=1024)
 def _ordinal(value: int) -> str:
     return num2words(value, to="ordinal")
 
@@ -132,8 +142,11 @@ def _year(value: int) -> str:
     return num2words(value, to="year").replace(" and ", " ")
 
 
+_DIGIT_NAMES = tuple(num2words(digit) for digit in range(10))
+
+
 def _digit_words(digits: str) -> list[str]:
-    return [num2words(int(digit)) for digit in digits]
+    return [_DIGIT_NAMES[int(digit)] for digit in digits]
 
 
 def _pluralise(phrase: str) -> str:
@@ -429,7 +442,7 @@ class _SentenceReader:
                 if pending_pause:
                     self.punct(",", position - 1, position)
                     pending_pause = False
-                self.say(num2words(int(char)), position, position + 1)
+                self.word(_DIGIT_NAMES[int(char)], position, position + 1)
                 said_digit = True
             elif char == "+":
                 self.say("plus", position, position + 1)
@@ -817,6 +830,11 @@ def _is_initial(reader: _SentenceReader, index: int, word: str) -> bool:
 
 def _read_word(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
     word = reader.text[lexeme.start:lexeme.end].replace("’", "'")
+    ordinary_case = word.islower() or (word[:1].isupper() and word[1:].islower())
+    if ordinary_case and not reader.shouted and word.lower() not in _ABBREVIATIONS:
+        if word.replace("'", "").isalpha():  # the common case: nothing to interpret
+            reader.word(word, lexeme.start, lexeme.end)
+            return index + 1
     if not word.replace("'", "").isalpha():
         return _read_mixed_word(reader, index, lexeme)
     roman = _roman_as_number(reader, index, word)

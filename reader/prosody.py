@@ -58,6 +58,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "height_log",
     "rise_from_left",
     "fall_to_right",
+    "log_left_span",
+    "log_right_span",
     *(f"punct_{name}" for name in PUNCT_CLASSES),
     "any_punct",
     "position",
@@ -100,6 +102,18 @@ def gap_features(distances: Sequence[int], punct_after: Sequence[str], pos: Sequ
         until[i] = run
         if i > 0 and has_punct[i - 1]:
             run = 0
+    # Words on each side of the gap under its lowest common ancestor: a long subject before a gap
+    # makes a pause likelier than a short one at the same height.
+    left_span, right_span = [], []
+    for i in range(gaps):
+        lo = i
+        while lo > 0 and d[lo - 1] < d[i]:
+            lo -= 1
+        hi = i
+        while hi + 1 < gaps and d[hi + 1] < d[i]:
+            hi += 1
+        left_span.append(i - lo + 1)
+        right_span.append(hi - i + 1)
     rows = []
     for i in range(gaps):
         left = d[i - 1] if i > 0 else 0.0
@@ -114,6 +128,8 @@ def gap_features(distances: Sequence[int], punct_after: Sequence[str], pos: Sequ
                 math.log1p(d[i]),
                 (d[i] - left) / top,
                 (d[i] - right) / top,
+                math.log(left_span[i]),
+                math.log(right_span[i]),
                 *classes,
                 1.0 if has_punct[i] else 0.0,
                 (i + 1) / n,
@@ -128,26 +144,54 @@ def gap_features(distances: Sequence[int], punct_after: Sequence[str], pos: Sequ
 
 
 @dataclass
+class LogisticHead:
+    """One binary logistic decision over standardised gap features."""
+
+    weights: np.ndarray  # (features,)
+    bias: float
+    threshold: float
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(x @ self.weights + self.bias)))
+
+    def decide(self, x: np.ndarray) -> np.ndarray:
+        return self.probability(x) >= self.threshold
+
+    def to_json(self) -> dict:
+        return {"weights": self.weights.tolist(), "bias": self.bias, "threshold": self.threshold}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "LogisticHead":
+        weights = np.asarray(data["weights"], dtype=np.float32)
+        if weights.shape != (len(FEATURE_NAMES),):
+            raise ValueError("weight shape does not match the features")
+        return cls(weights, float(data["bias"]), float(data["threshold"]))
+
+
+@dataclass
 class BreakModel:
-    """Multinomial logistic regression for break levels (none/minor/major) and a logistic reset model."""
+    """Ordinal break decision (any break, then major break) and an intonation-reset decision.
+
+    Three logistic heads over the same standardised features; a gap gets MAJOR if the major head
+    fires, else MINOR if the any-break head fires, else NONE. Resets are decided on their own: an
+    intonational phrase can restart with a pitch reset and lengthening but no silence.
+    """
 
     mean: np.ndarray
     scale: np.ndarray
-    break_weights: np.ndarray  # (features, 3)
-    break_bias: np.ndarray  # (3,)
-    reset_weights: np.ndarray  # (features,)
-    reset_bias: float
-    reset_threshold: float
+    any_break: LogisticHead
+    major_break: LogisticHead
+    reset: LogisticHead
     metadata: dict
 
     def predict(self, features: np.ndarray) -> tuple[list[BreakLevel], list[bool]]:
         if len(features) == 0:
             return [], []
         x = (features - self.mean) / self.scale
-        levels = np.argmax(x @ self.break_weights + self.break_bias, axis=1)
-        reset_logit = x @ self.reset_weights + self.reset_bias
-        resets = 1.0 / (1.0 + np.exp(-reset_logit)) >= self.reset_threshold
-        return [BreakLevel(int(v)) for v in levels], [bool(v) for v in resets]
+        major = self.major_break.decide(x)
+        minor = self.any_break.decide(x)
+        levels = np.where(major, BreakLevel.MAJOR, np.where(minor, BreakLevel.MINOR, BreakLevel.NONE))
+        return [BreakLevel(int(v)) for v in levels], [bool(v) for v in self.reset.decide(x)]
 
     def to_json(self) -> dict:
         return {
@@ -155,11 +199,9 @@ class BreakModel:
             "feature_names": list(FEATURE_NAMES),
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
-            "break_weights": self.break_weights.tolist(),
-            "break_bias": self.break_bias.tolist(),
-            "reset_weights": self.reset_weights.tolist(),
-            "reset_bias": self.reset_bias,
-            "reset_threshold": self.reset_threshold,
+            "any_break": self.any_break.to_json(),
+            "major_break": self.major_break.to_json(),
+            "reset": self.reset.to_json(),
             "metadata": self.metadata,
         }
 
@@ -174,25 +216,19 @@ class BreakModel:
             raise ModelError(f"break model not found: {path}") from None
         except (OSError, ValueError) as exc:
             raise ModelError(f"break model is corrupt: {path} ({exc})") from None
-        if data.get("format") != BREAK_MODEL_FORMAT or data.get("feature_names") != list(FEATURE_NAMES):
-            raise ModelError(f"break model {path} was fitted for another feature set; refit it")
+        if not isinstance(data, dict) or data.get("format") != BREAK_MODEL_FORMAT or data.get("feature_names") != list(FEATURE_NAMES):
+            raise ModelError(f"break model {path} was fitted for another feature set or format; refit it")
         try:
-            model = cls(
+            return cls(
                 mean=np.asarray(data["mean"], dtype=np.float32),
                 scale=np.asarray(data["scale"], dtype=np.float32),
-                break_weights=np.asarray(data["break_weights"], dtype=np.float32),
-                break_bias=np.asarray(data["break_bias"], dtype=np.float32),
-                reset_weights=np.asarray(data["reset_weights"], dtype=np.float32),
-                reset_bias=float(data["reset_bias"]),
-                reset_threshold=float(data["reset_threshold"]),
+                any_break=LogisticHead.from_json(data["any_break"]),
+                major_break=LogisticHead.from_json(data["major_break"]),
+                reset=LogisticHead.from_json(data["reset"]),
                 metadata=dict(data.get("metadata", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"break model is corrupt: {path} ({exc})") from None
-        width = len(FEATURE_NAMES)
-        if model.break_weights.shape != (width, 3) or model.reset_weights.shape != (width,):
-            raise ModelError(f"break model is corrupt: {path} (weight shapes do not match the features)")
-        return model
 
 
 def plan_breaks(
@@ -204,6 +240,4 @@ def plan_breaks(
 ) -> tuple[list[BreakLevel], list[bool]]:
     """Break level and reset after each word; the last word gets `final` (sentence or paragraph) and a reset."""
     levels, resets = model.predict(gap_features(distances, punct_after, pos))
-    # A reset is the start of a new intonational phrase, so it only follows a break.
-    resets = [r and lvl > BreakLevel.NONE for r, lvl in zip(resets, levels)]
     return levels + [final], resets + [True]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..analysis import Analyzer
 from ..paths import cache_dir, data_dir
-from ..prosody import FEATURE_NAMES, BreakLevel, BreakModel, PUNCT_CLASSES, gap_features
+from ..prosody import FEATURE_NAMES, PUNCT_CLASSES, BreakModel, LogisticHead, gap_features
 
 CORPUS = "ljspeech_longform"
 DEFAULT_LABELS = cache_dir() / "lj_pause_labels.json"
@@ -50,14 +50,13 @@ def _key(word: str) -> str:
 def zero_break_model() -> BreakModel:
     """A model predicting no breaks: lets the front end run before a break model has been fitted."""
     width = len(FEATURE_NAMES)
+    never = LogisticHead(np.zeros(width, np.float32), -10.0, 0.5)
     return BreakModel(
         mean=np.zeros(width, np.float32),
         scale=np.ones(width, np.float32),
-        break_weights=np.zeros((width, 3), np.float32),
-        break_bias=np.array([1.0, 0.0, 0.0], np.float32),
-        reset_weights=np.zeros(width, np.float32),
-        reset_bias=-10.0,
-        reset_threshold=0.5,
+        any_break=never,
+        major_break=never,
+        reset=never,
         metadata={"note": "no breaks; used only while fitting"},
     )
 
@@ -125,10 +124,9 @@ def punctuation_baseline(punct: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def predict(model: BreakModel, gaps: GapSet) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted break class and reset per gap (a reset only where a break is predicted, as in plan_breaks)."""
+    """Predicted break class (0 none, 1 minor, 2 major) and reset per gap."""
     levels, resets = model.predict(gaps.features)
-    levels = np.asarray([int(v) for v in levels], int)
-    return levels, np.asarray(resets, bool) & (levels > BreakLevel.NONE)
+    return np.asarray([int(v) for v in levels], int), np.asarray(resets, bool)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
     python -m reader.training.fit_breaks [--labels ~/.cache/reader/lj_pause_labels.json]
 
-Trains on the LJ long-form train clips, picks the regularisation and the reset threshold on the
-valid clips, and writes reader/data/break_model.json. The test clips are only used by
-benchmarks/break_eval.py.
+Fits on the LJ long-form train and valid clips. The valid split alone is too small to choose
+anything (about 260 gaps, under 40 pauses), so the regularisation and each head's decision
+threshold are chosen by 5-fold cross-validation grouped by clip over train + valid (out-of-fold
+F1), then the heads are refitted on all of it. The test clips are only used by
+benchmarks/break_eval.py. Writes reader/data/break_model.json.
 """
 
 from __future__ import annotations
@@ -16,76 +18,72 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
 
 from ..analysis import Analyzer
-from ..prosody import BREAK_MODEL_PATH, BreakModel
-from .break_data import DEFAULT_LABELS, MAJOR_PAUSE_MS, MINOR_PAUSE_MS, load_gaps, predict, scores, zero_break_model
+from ..prosody import BREAK_MODEL_PATH, BreakModel, LogisticHead
+from .break_data import DEFAULT_LABELS, MAJOR_PAUSE_MS, MINOR_PAUSE_MS, GapSet, load_gaps, scores, zero_break_model
 
-REGULARISATION = (0.03, 0.1, 0.3, 1.0, 3.0)
-RESET_THRESHOLDS = np.linspace(0.2, 0.8, 25)
+REGULARISATION = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+THRESHOLDS = np.round(np.linspace(0.1, 0.9, 33), 3)
+FOLDS = 5
 
 
-def _fit_breaks(x, y, c: float, balanced: bool) -> LogisticRegression:
-    return LogisticRegression(C=c, max_iter=2000, class_weight="balanced" if balanced else None).fit(x, y)
+def _concat(a: GapSet, b: GapSet) -> GapSet:
+    return GapSet(
+        features=np.concatenate([a.features, b.features]),
+        pause_ms=np.concatenate([a.pause_ms, b.pause_ms]),
+        reset=np.concatenate([a.reset, b.reset]),
+        punct=a.punct + b.punct,
+        clip_ids=a.clip_ids + b.clip_ids,
+    )
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[LogisticHead, dict]:
+    """A logistic head with C and threshold maximising out-of-fold F1 (folds grouped by clip)."""
+    best = None
+    for c in REGULARISATION:
+        out_of_fold = np.zeros(len(y))
+        for train_idx, test_idx in GroupKFold(n_splits=FOLDS).split(x, y, groups):
+            clf = LogisticRegression(C=c, max_iter=2000).fit(x[train_idx], y[train_idx])
+            out_of_fold[test_idx] = clf.predict_proba(x[test_idx])[:, 1]
+        for threshold in THRESHOLDS:
+            f1 = scores(out_of_fold >= threshold, y).f1
+            if best is None or f1 > best[0]:
+                best = (f1, c, float(threshold))
+    f1, c, threshold = best
+    clf = LogisticRegression(C=c, max_iter=2000).fit(x, y)
+    head = LogisticHead(clf.coef_[0].astype(np.float32), float(clf.intercept_[0]), threshold)
+    return head, {"C": c, "threshold": threshold, "cross_validated_f1": f1, "positives": int(y.sum()), "gaps": int(len(y))}
 
 
 def fit(labels: Path) -> BreakModel:
     analyzer = Analyzer(break_model=zero_break_model())
-    train, valid = load_gaps("train", analyzer, labels), load_gaps("valid", analyzer, labels)
-    mean = train.features.mean(axis=0)
-    scale = np.maximum(train.features.std(axis=0), 1e-3)
-    xt, xv = (train.features - mean) / scale, (valid.features - mean) / scale
-
-    # Model selection on the valid clips: mean of break-detection F1 and major-break F1.
-    best = None
-    for c in REGULARISATION:
-        for balanced in (False, True):
-            clf = _fit_breaks(xt, train.level, c, balanced)
-            levels = clf.predict(xv)
-            f_any = scores(levels > 0, valid.level > 0).f1
-            f_major = scores(levels == 2, valid.level == 2).f1
-            score = (f_any + f_major) / 2
-            if best is None or score > best[0]:
-                best = (score, c, balanced, clf)
-    _, c, balanced, clf = best
-    # sklearn orders classes by value; the model stores weights for classes 0, 1, 2.
-    assert list(clf.classes_) == [0, 1, 2], clf.classes_
-
-    known_t, known_v = ~np.isnan(train.reset), ~np.isnan(valid.reset)
-    reset_clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(xt[known_t], train.reset[known_t] > 0)
-    model = BreakModel(
+    data = _concat(load_gaps("train", analyzer, labels), load_gaps("valid", analyzer, labels))
+    mean = data.features.mean(axis=0)
+    scale = np.maximum(data.features.std(axis=0), 1e-3)
+    x = (data.features - mean) / scale
+    groups = np.asarray(data.clip_ids)
+    any_head, any_info = fit_head(x, data.level >= 1, groups)
+    major_head, major_info = fit_head(x, data.level >= 2, groups)
+    known = ~np.isnan(data.reset)
+    reset_head, reset_info = fit_head(x[known], data.reset[known] > 0, groups[known])
+    return BreakModel(
         mean=mean.astype(np.float32),
         scale=scale.astype(np.float32),
-        break_weights=clf.coef_.T.astype(np.float32),
-        break_bias=clf.intercept_.astype(np.float32),
-        reset_weights=reset_clf.coef_[0].astype(np.float32),
-        reset_bias=float(reset_clf.intercept_[0]),
-        reset_threshold=0.5,
-        metadata={},
+        any_break=any_head,
+        major_break=major_head,
+        reset=reset_head,
+        metadata={
+            "fitted_on": "ljspeech_longform train + valid clips (splits.json); test clips never used",
+            "labels": "pauses from Whisper word times refined by silence detection; resets = F0 jump >= 3 semitones",
+            "minor_pause_ms": MINOR_PAUSE_MS,
+            "major_pause_ms": MAJOR_PAUSE_MS,
+            "any_break": any_info,
+            "major_break": major_info,
+            "reset": reset_info,
+        },
     )
-    # The reset threshold is chosen on valid gaps, through the same gating as at run time.
-    best_threshold, best_f1 = 0.5, -1.0
-    for threshold in RESET_THRESHOLDS:
-        model.reset_threshold = float(threshold)
-        _, resets = predict(model, valid)
-        f1 = scores(resets[known_v], valid.reset[known_v] > 0).f1
-        if f1 > best_f1:
-            best_threshold, best_f1 = float(threshold), f1
-    model.reset_threshold = best_threshold
-    levels, _ = predict(model, valid)
-    model.metadata = {
-        "fitted_on": "ljspeech_longform train clips (splits.json); selection on valid clips",
-        "train_gaps": int(len(train.level)),
-        "valid_gaps": int(len(valid.level)),
-        "minor_pause_ms": MINOR_PAUSE_MS,
-        "major_pause_ms": MAJOR_PAUSE_MS,
-        "regularisation_C": c,
-        "class_weight_balanced": balanced,
-        "valid_break_f1": scores(levels > 0, valid.level > 0).f1,
-        "valid_major_f1": scores(levels == 2, valid.level == 2).f1,
-        "valid_reset_f1": best_f1,
-    }
-    return model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -293,7 +293,7 @@ def train(out_dir: Path, train_config: TrainConfig, model_config: ModelConfig, f
     last_checkpoint = time.monotonic()
     model.train()
     while elapsed_s < budget_s:
-        # The epoch number seeds the order, so a resumed run does not replay the same batches.
+        # Each epoch its own order, seeded by its number; a resumed run restarts the interrupted epoch.
         batches = batches_by_length(examples, train_config.batch_words, random.Random(train_config.seed * 1000 + epoch))
         running_loss = 0.0
         for batch_index, batch in enumerate(batches):
@@ -319,7 +319,6 @@ def train(out_dir: Path, train_config: TrainConfig, model_config: ModelConfig, f
                 break
         else:
             epoch += 1
-    save()
     export(out_dir)
 
 

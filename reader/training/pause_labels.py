@@ -16,7 +16,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ FRAME_S = 0.010
 SPEECH_LEVEL_PERCENTILE = 90.0
 # Silence threshold, in dB relative to the speech level: SILENCE_FLOOR_MARGIN_DB above the clip's
 # noise floor, clamped to a range (see choose_silence_threshold_db for how it was chosen).
-SILENCE_FLOOR_MARGIN_DB = 6.0
+SILENCE_FLOOR_MARGIN_DB = 10.0
 SILENCE_THRESHOLD_MIN_DB = -45.0
 SILENCE_THRESHOLD_MAX_DB = -25.0
 # Shorter silent runs are stop closures, not pauses.
@@ -52,16 +52,18 @@ PITCH_FLOOR_HZ = 100.0
 PITCH_CEILING_HZ = 500.0
 MAX_DEVIATION_FROM_MEDIAN_ST = 10.0
 # F0 is compared over the last voiced ~150 ms before the pause and the first voiced ~150 ms after it,
-# looking at most this far from the pause for voiced frames.
+# looking at most 500 ms from the pause for voiced frames: LJ often ends a phrase in creak (unvoiced
+# to Praat), and a 300 ms search left F0 unknown at a third of the punctuated gaps (500 ms: 6 %).
 RESET_WINDOW_FRAMES = 15
 RESET_SEARCH_S = 0.500
 # Fewer voiced frames than this (50 ms) on either side: F0 unknown, reset is None.
 MIN_VOICED_FRAMES = 5
 # An upward jump of at least this many semitones across the gap is a reset. On the 385 LJ clips the
-# jump at unpunctuated gaps without pause has median -0.5 st and a wide spread (pitch accents); at
-# gaps with a pause >= 200 ms (phrase boundaries) its median is +4.5 st. Share above threshold
-# (phrase boundaries / fluent gaps): 2 st 71 % / 27 %, 3 st 64 % / 21 %, 4 st 56 % / 16 %. 2 and 3 st
-# separate them equally well (Youden 0.44 / 0.43); 3 st flags a quarter fewer fluent gaps.
+# jump at unpunctuated gaps without a pause has median -0.5 st and a wide spread (pitch accents); at
+# gaps with a pause >= 200 ms (phrase boundaries) its median is +4.3 st. Share at or above the
+# threshold (phrase boundaries / fluent gaps): 2 st 68 % / 27 %, 3 st 59 % / 21 %, 4 st 53 % / 16 %.
+# 2-4 st separate them about equally (Youden 0.41 / 0.38 / 0.37); 3 st keeps most boundary resets
+# while flagging a fifth fewer fluent gaps than 2 st. The jump itself is kept (pitch_jump_st).
 RESET_THRESHOLD_ST = 3.0
 
 
@@ -71,7 +73,7 @@ class GapLabel:
 
     pause_ms: float  # longest silent stretch at the gap (0 when none ≥ MIN_PAUSE_S)
     reset: bool | None  # intonation reset (upward F0 jump) across the gap; None: F0 unknown
-    reliable: bool  # False when a neighbouring word's time was interpolated, not matched by Whisper
+    reliable: bool  # False when either word's times are not Whisper's own for that exact word
     pitch_jump_st: float | None = None  # the F0 jump (semitones) behind `reset`, for re-thresholding
 
 
@@ -85,7 +87,8 @@ class ClipLabels:
 
 @dataclass
 class TimedWord:
-    """A word with times in seconds; `matched` is False when its times were interpolated."""
+    """A word with times in seconds; `matched` is False when the times are not Whisper's own for this
+    exact word (interpolated, taken from a misrecognised word, or a share of a spelled-out number)."""
 
     text: str
     start: float
@@ -95,8 +98,8 @@ class TimedWord:
 
 # --- Transcript ------------------------------------------------------------------------------------
 
-_WORD_CHAR = re.compile(r"[A-Za-z0-9]")
-_EDGE_PUNCT = re.compile(r"^([^A-Za-z0-9]*)(.*?)([^A-Za-z0-9]*)$", re.S)
+_WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit, any script
+_EDGE_PUNCT = re.compile(r"^[\W_]*(.*?)([\W_]*)$", re.S)
 
 
 def transcript_words(text: str) -> tuple[list[str], list[str]]:
@@ -112,14 +115,14 @@ def transcript_words(text: str) -> tuple[list[str], list[str]]:
             if trailing:
                 trailing[-1] += token
             continue
-        _, word, after = _EDGE_PUNCT.match(token).groups()
+        word, after = _EDGE_PUNCT.match(token).groups()
         words.append(word)
         trailing.append(after)
     return words, trailing
 
 
 def _letters(word: str) -> str:
-    return re.sub(r"[^a-z]", "", word.lower())
+    return "".join(c for c in word.lower() if c.isalpha())
 
 
 _NUMBER = re.compile(r"(£?)(\d+)(st|nd|rd|th)?")
@@ -173,9 +176,8 @@ def align_words(transcript: list[str], whisper: list[TimedWord]) -> list[TimedWo
     """Give every transcript word a time from the Whisper word it matches.
 
     Matching is difflib on lowercased letters-only forms (numbers spelled out first). Other
-    transcript words get times
-    interpolated between their matched neighbours, split in proportion to their letter counts, and
-    are marked unmatched.
+    transcript words get times interpolated between their matched neighbours, split in proportion
+    to their letter counts, and are marked unmatched.
     """
     whisper = _spoken_whisper_words(whisper)
     if not whisper:
@@ -222,13 +224,13 @@ class EnergyTrack:
 
     relative_db: np.ndarray
     threshold_db: float
+    silent: np.ndarray = field(init=False)
 
-    @property
-    def silent(self) -> np.ndarray:
+    def __post_init__(self) -> None:
         silent = self.relative_db < self.threshold_db
         # A single louder frame (a click, a breath's flutter) inside a silence does not end it.
         silent[1:-1] |= silent[:-2] & silent[2:]
-        return silent
+        self.silent = silent
 
     def speech_span(self) -> tuple[float, float]:
         """Start and end (s) of the speech, without the clip's leading and trailing silence."""
@@ -273,10 +275,13 @@ def choose_silence_threshold_db(relative_db: np.ndarray) -> float:
     A fixed threshold does not fit LJ: pauses sit 40-55 dB below the speech level in LJ001 but only
     25-40 dB below in LJ002 (breaths, room tone), while stop closures and weak fricatives inside words
     reach -20..-30 dB. A fixed -40 dB finds a >= 100 ms pause at 70 % of LJ001's punctuated gaps but
-    30 % of LJ002's; -30 dB finds them in both but calls a third of unpunctuated gaps paused (>= 30
-    ms, mostly closures). The clip's noise floor (its quietest 3 % of frames) + 6 dB, clamped to
-    [-45, -25] dB, gives the same rate in both (68 % / 66 %) with the fewest unpunctuated >= 30 ms
-    "pauses" (13 % / 24 %); margins of 10 and 15 dB added closures, not punctuated-gap pauses.
+    30 % of LJ002's; -30 dB finds them in both but calls a third of all unpunctuated gaps paused.
+    So: the clip's noise floor (its quietest 3 % of frames) + 10 dB, clamped to [-45, -25] dB. It
+    finds a >= 100 ms pause at 72 % / 71 % of the punctuated gaps of LJ001 / LJ002, against 6 % / 9 %
+    of unpunctuated gaps. +6 dB found about as many pauses but cut their decaying tails (LJ001-0001
+    "concerned, differs": 470 ms of silence measured as 380 ms; +10 dB: 440 ms); the price of +10 dB
+    is more 30-90 ms stop closures counted as pauses at unpunctuated gaps (18 % / 37 % >= 30 ms,
+    against 13 % / 24 % at +6 dB), too short to matter for phrase breaks.
     """
     noise_floor = float(np.percentile(relative_db, 3))
     return float(np.clip(noise_floor + SILENCE_FLOOR_MARGIN_DB, SILENCE_THRESHOLD_MIN_DB, SILENCE_THRESHOLD_MAX_DB))
@@ -356,9 +361,11 @@ def label_audio(clip_id: str, audio: np.ndarray, sample_rate: int, text: str, wh
     track = energy_track(audio, sample_rate)
     speech_start, speech_end = track.speech_span()
     # Leading/trailing silence belongs to no word: keep word times within the speech.
+    def within_speech(t: float) -> float:
+        return min(max(t, speech_start), speech_end)
+
     timed = [
-        TimedWord(w.text, min(max(w.start, speech_start), speech_end), min(max(w.end, speech_start), speech_end), w.matched)
-        for w in align_words(words, whisper)
+        TimedWord(w.text, within_speech(w.start), within_speech(w.end), w.matched) for w in align_words(words, whisper)
     ]
     pauses = detect_pauses(track, timed)
     times, semitones = pitch_semitones(audio, sample_rate)
@@ -409,44 +416,61 @@ def load_whisper_model():
 # --- Command line ------------------------------------------------------------------------------------
 
 
-def _load_labels(path: Path) -> dict[str, dict]:
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text())["clips"]
-
-
-def _save_labels(path: Path, clips: dict[str, dict]) -> None:
-    settings = {
+def _settings() -> dict:
+    """The thresholds the labels depend on, stored with them."""
+    return {
         "frame_s": FRAME_S,
         "speech_level_percentile": SPEECH_LEVEL_PERCENTILE,
         "silence_floor_margin_db": SILENCE_FLOOR_MARGIN_DB,
         "silence_threshold_range_db": [SILENCE_THRESHOLD_MIN_DB, SILENCE_THRESHOLD_MAX_DB],
         "min_pause_ms": MIN_PAUSE_S * 1000,
         "gap_widen_ms": GAP_WIDEN_S * 1000,
+        "pitch_range_hz": [PITCH_FLOOR_HZ, PITCH_CEILING_HZ],
+        "reset_search_ms": RESET_SEARCH_S * 1000,
         "reset_threshold_st": RESET_THRESHOLD_ST,
     }
+
+
+def _load_labels(path: Path) -> dict[str, dict]:
+    """Labels already in `path`; none when it is missing or was made with other settings."""
+    if not path.exists():
+        return {}
+    stored = json.loads(path.read_text())
+    if stored.get("settings") != _settings():
+        print(f"{path} was made with other settings: relabelling every clip", file=sys.stderr)
+        return {}
+    return stored["clips"]
+
+
+def _save_labels(path: Path, clips: dict[str, dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({"corpus": CORPUS, "settings": settings, "clips": clips}))
+    tmp.write_text(json.dumps({"corpus": CORPUS, "settings": _settings(), "clips": clips}))
     os.replace(tmp, path)  # atomic: an interrupted run never leaves a half-written cache
 
 
+def _share(flags) -> str:
+    flags = np.asarray(flags, dtype=bool)
+    return f"{flags.mean():.1%}" if flags.size else "n/a"
+
+
 def summarise(clips: list[dict]) -> str:
+    """Pause-length histogram, pauses at punctuated vs unpunctuated gaps, reset rates."""
     gaps = [(g, punct) for c in clips for g, punct in zip(c["gaps"], c["trailing_punct"])]
     if not gaps:
         return "no gaps labelled"
     pauses = np.array([g["pause_ms"] for g, _ in gaps])
     punctuated = np.array([any(mark in p for mark in BREAK_PUNCTUATION) for _, p in gaps])
-    lines = [f"{len(clips)} clips, {len(gaps)} gaps, {np.mean([g['reliable'] for g, _ in gaps]):.1%} reliable"]
-    lines.append("pause >=  " + "  ".join(f"{t} ms: {np.mean(pauses >= t):.1%}" for t in (30, 100, 200, 400)))
+    lines = [f"{len(clips)} clips, {len(gaps)} gaps, {_share([g['reliable'] for g, _ in gaps])} reliable"]
+    lines.append("pause >=  " + "  ".join(f"{t} ms: {_share(pauses >= t)}" for t in (30, 100, 200, 400)))
     for name, mask in (("punctuated", punctuated), ("unpunctuated", ~punctuated)):
-        shares = "  ".join(f">={t} ms: {np.mean(pauses[mask] >= t):.1%}" for t in (30, 100, 200))
+        shares = "  ".join(f">={t} ms: {_share(pauses[mask] >= t)}" for t in (30, 100, 200))
         lines.append(f"{name:13s} gaps ({mask.sum():5d}): {shares}")
     for name, mask in (("all", np.ones_like(punctuated)), ("punctuated", punctuated), ("unpunctuated", ~punctuated)):
         resets = [g["reset"] for (g, _), m in zip(gaps, mask) if m]
         known = [r for r in resets if r is not None]
-        rate = np.mean(known) if known else float("nan")
-        lines.append(f"reset rate ({name}): {rate:.1%} of {len(known)} gaps with F0 ({len(resets) - len(known)} unknown)")
+        unknown = len(resets) - len(known)
+        lines.append(f"reset rate ({name}): {_share(known)} of {len(known)} gaps with F0 ({unknown} unknown)")
     return "\n".join(lines)
 
 

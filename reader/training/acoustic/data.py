@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from reader.errors import ReaderError
 from reader.model_inputs import ModelInputs, transcript_to_inputs
 from reader.paths import cache_dir, data_dir
 from runtime.features import (
@@ -152,14 +153,19 @@ class FeatureCache:
 def build_examples(
     utterances: list[Utterance], speakers: list[str], analyzer, cache: FeatureCache, config: DataConfig
 ) -> list[Example]:
-    """Examples with features and model inputs; clips with bad audio, too long, or with fewer frames
+    """Examples with features and model inputs; clips with bad audio, a transcript the front end cannot
+    analyse (e.g. a word needing a G2P model that is not installed), too many frames, or fewer frames
     than tokens (no monotonic alignment exists) are reported and skipped."""
     examples = []
     for utterance in utterances:
         features = cache.load(utterance)
         if features is None:
             continue
-        inputs = transcript_to_inputs(utterance.text, analyzer)
+        try:
+            inputs = transcript_to_inputs(utterance.text, analyzer)
+        except (ReaderError, ValueError) as error:
+            print(f"skipping {utterance.audio_path}: transcript not analysable ({error})", file=sys.stderr)
+            continue
         n_frames = features.log_mel.shape[0]
         if n_frames > config.max_frames_per_utterance or n_frames < len(inputs):
             print(f"skipping {utterance.audio_path}: {n_frames} frames for {len(inputs)} tokens", file=sys.stderr)

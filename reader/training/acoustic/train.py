@@ -11,8 +11,8 @@ same examples, takes every world_size-th batch, and DistributedDataParallel aver
 Choices the papers leave open, made here:
 - Adam (lr 1e-3, betas 0.9/0.98) with a linear warm-up, then constant: short runs on little data.
 - KL weights of both VAEs rise linearly from 0 between kl_anneal_start and kl_anneal_end steps, to
-  small maxima (1e-3 per utterance / per token): the decoder first learns to use the latents; the
-  small final weight keeps them informative rather than collapsed on 2,500 clips.
+  small maxima (configs/acoustic_small.toml: 2e-3 per utterance, 1e-2 per token): the decoder first
+  learns to use the latents; small final weights keep them informative rather than collapsed.
 - The binarisation loss of the aligner starts after binarisation_start_step, once the soft alignment
   is roughly diagonal (RAD-TTS schedule, shortened).
 """
@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from reader.paths import PROJECT_ROOT
 
-from .data import Batch, DataConfig, Example, FeatureCache, NormalisationStats, build_examples, collate, length_bucketed_batches, read_manifest
+from .data import DataConfig, Example, FeatureCache, NormalisationStats, build_examples, collate, length_bucketed_batches, read_manifest
 from .model import AcousticModel, ModelConfig, count_parameters
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -51,8 +51,8 @@ class LossWeights:
     code_prediction: float = 1.0
     alignment_ctc: float = 1.0
     alignment_binarisation: float = 1.0
-    kl_utterance: float = 1e-3  # final weight after annealing
-    kl_copycat: float = 1e-3
+    kl_utterance: float = 2e-3  # final weights after annealing
+    kl_copycat: float = 1e-2
 
 
 @dataclass

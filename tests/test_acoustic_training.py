@@ -1,0 +1,184 @@
+"""Acoustic model: alignment search, tiny training run with resume, 2-process gloo run, ONNX export."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+from reader.model_inputs import SYMBOLS, words_to_inputs  # noqa: E402
+from reader.paths import PROJECT_ROOT, data_dir  # noqa: E402
+from reader.training.acoustic.align import alignment_matrix, monotonic_alignment_search  # noqa: E402
+
+TINY_CONFIG = PROJECT_ROOT / "configs" / "acoustic_tiny.toml"
+needs_data = pytest.mark.skipif(not (data_dir() / "splits.json").is_file(), reason="speech data not available")
+
+
+def best_path_by_brute_force(log_probs: np.ndarray) -> np.ndarray:
+    frames, tokens = log_probs.shape
+    best_score, best_durations = -np.inf, None
+    for cuts in itertools.combinations(range(1, frames), tokens - 1):
+        bounds = (0, *cuts, frames)
+        score = sum(log_probs[bounds[i] : bounds[i + 1], i].sum() for i in range(tokens))
+        if score > best_score:
+            best_score, best_durations = score, np.diff(bounds)
+    return best_durations
+
+
+def test_mas_finds_the_optimal_monotonic_path():
+    rng = np.random.default_rng(7)
+    for _ in range(25):
+        tokens = int(rng.integers(1, 5))
+        frames = int(rng.integers(tokens, 9))
+        log_probs = rng.normal(size=(1, frames, tokens))
+        durations = monotonic_alignment_search(log_probs, np.array([tokens]), np.array([frames]))
+        np.testing.assert_array_equal(durations[0], best_path_by_brute_force(log_probs[0]))
+
+
+def test_mas_respects_padding_in_a_batch():
+    # A cost matrix whose best path is obvious: token i owns frames 2i, 2i+1.
+    log_probs = np.full((2, 8, 4), -10.0)
+    for i in range(4):
+        log_probs[:, 2 * i : 2 * i + 2, i] = 0.0
+    durations = monotonic_alignment_search(log_probs, np.array([4, 2]), np.array([8, 5]))
+    np.testing.assert_array_equal(durations[0], [2, 2, 2, 2])
+    assert durations[1, :2].sum() == 5 and (durations[1, 2:] == 0).all() and (durations[1, :2] >= 1).all()
+    alignment = alignment_matrix(torch.from_numpy(durations[:1]), 8)
+    np.testing.assert_array_equal(alignment[0].argmax(-1).numpy(), [0, 0, 1, 1, 2, 2, 3, 3])
+
+
+def test_model_inputs_put_a_boundary_token_after_every_word():
+    inputs = words_to_inputs([(("HH", "AH0", "L", "OW1"), 1), ((), 2), (("W", "ER1", "L", "D"), 4)])
+    symbols = [SYMBOLS[i] for i in inputs.symbol_ids]
+    # The unspoken middle word's MAJOR break merges into the boundary after "hello";
+    # a PARAGRAPH break is read as SENTENCE.
+    assert symbols == ["<bos>", "HH", "AH", "L", "OW", "<break:major>", "W", "ER", "L", "D", "<break:sentence>"]
+    assert inputs.stress_ids.tolist() == [0, 0, 1, 0, 2, 0, 0, 2, 0, 0, 0]
+    assert inputs.word_position_ids.tolist() == [0, 1, 2, 2, 3, 0, 1, 2, 2, 3, 0]
+    assert inputs.break_ids.tolist() == [0, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4]
+    assert inputs.boundary_mask.sum() == 2
+
+
+def test_corrupt_or_missing_audio_is_reported_and_skipped(tmp_path, capsys):
+    from reader.training.acoustic.data import FeatureCache, Utterance
+
+    corrupt = tmp_path / "corrupt.flac"
+    corrupt.write_bytes(b"not audio at all")
+    cache = FeatureCache(root=tmp_path / "cache")
+    for path in (corrupt, tmp_path / "missing.flac"):
+        assert cache.load(Utterance("corpus", path.stem, "LJ", "text", path)) is None
+        assert f"skipping {path}" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Three steps of the tiny config, then a resumed run of three more; features cached in a temp dir."""
+    from reader.training.acoustic.train import load_config, train
+
+    root = tmp_path_factory.mktemp("acoustic")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("READER_CACHE_DIR", str(root / "cache"))
+        config = load_config(TINY_CONFIG)
+        config.train.run_dir = str(root / "run")
+        first = train(config, max_steps=3)
+        first_state = torch.load(first, weights_only=False)
+        second = train(config, max_steps=3)
+        yield root, first_state, torch.load(second, weights_only=False)
+
+
+@needs_data
+def test_tiny_config_trains_checkpoints_and_resumes(tiny_run):
+    root, first, second = tiny_run
+    assert first["step"] == 3 and second["step"] == 6
+    assert second["speakers"] == ["LJ", "kathleen"]
+    log = [json.loads(line) for line in (root / "run" / "log.jsonl").read_text().splitlines()]
+    steps = [record["step"] for record in log if "mel" in record]
+    assert steps == [1, 2, 3, 4, 5, 6]  # the resumed run continues the count
+    assert all(np.isfinite(record["total"]) for record in log if "total" in record)
+    changed = [name for name, value in second["model"].items() if not torch.equal(value, first["model"][name])]
+    assert "mel_out.weight" in changed
+
+
+@needs_data
+def test_two_process_gloo_training(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "READER_CACHE_DIR": str(tmp_path / "cache")}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "reader.training.acoustic.train", "--config", str(TINY_CONFIG), "--run-dir", str(tmp_path / "run"), "--max-steps", "2",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2
+
+
+@needs_data
+def test_onnx_export_matches_torch_on_a_real_clip(tiny_run, tmp_path):
+    import soundfile as sf
+
+    from reader.analysis import Analyzer
+    from reader.model_inputs import transcript_to_inputs
+    from reader.training.acoustic.export import COPYCAT_INPUTS, TEXT_TO_MEL_INPUTS, export_onnx, load_model, write_manifest
+    from runtime.features import log_mel_spectrogram
+    from runtime.session import load_session
+
+    root, _, _ = tiny_run
+    model, state = load_model(root / "run" / "checkpoint.pt")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("READER_CACHE_DIR", str(root / "cache"))
+        paths = export_onnx(model, tmp_path)
+        manifest = json.loads(write_manifest(model, state, paths, tmp_path).read_text())
+    assert manifest["sample_rate"] == 22050 and manifest["opset"] >= 17
+    assert [s["synthetic"] for s in manifest["speakers"]] == [False, False]
+    assert manifest["training"]["steps"] == 6
+
+    # A real utterance (a valid-split clip, never trained on by the tiny config): its text and mel.
+    text = "The very thing, Ernest agreed."
+    audio, _ = sf.read(str(data_dir() / "kathleen_arctic" / "wavs" / "arctic_b0470.flac"), dtype="float32")
+    log_mel = log_mel_spectrogram(audio)[None]
+    inputs = transcript_to_inputs(text, Analyzer())
+    n_tokens = len(inputs)
+    rng = np.random.default_rng(0)
+    tokens = {name: getattr(inputs, name)[None] for name in ("symbol_ids", "stress_ids", "word_position_ids", "break_ids")}
+    durations = np.full((1, n_tokens), log_mel.shape[1] // n_tokens)
+    durations[0, -1] += log_mel.shape[1] - durations.sum()
+    copycat_feeds = {**tokens, "log_mel": log_mel, "speaker_id": np.array([1]), "durations": durations}
+    embedding_feeds = {"log_mel": log_mel}
+
+    def both(graph: str, feeds: dict, torch_function, names) -> tuple[list, list]:
+        onnx_outputs = load_session(paths[graph]).run(None, feeds)
+        with torch.no_grad():
+            torch_outputs = torch_function(*[torch.from_numpy(feeds[name]) for name in names])
+        torch_outputs = torch_outputs if isinstance(torch_outputs, tuple) else (torch_outputs,)
+        return onnx_outputs, [t.numpy() for t in torch_outputs]
+
+    (embedding,), (torch_embedding,) = both("utterance_encoder", embedding_feeds, model.reference_utterance_embedding, ["log_mel"])
+    np.testing.assert_allclose(embedding, torch_embedding, atol=1e-3)
+    (codes,), (torch_codes,) = both("copycat_encoder", copycat_feeds, model.reference_prosody_codes, COPYCAT_INPUTS)
+    np.testing.assert_allclose(codes, torch_codes, atol=1e-3)
+
+    # Plain TTS (everything predicted), then transfer with codes, duration and F0 overrides on some tokens.
+    plain = {
+        **tokens, "speaker_id": np.array([0]), "utterance_embedding": embedding,
+        "prosody_codes": np.zeros_like(codes), "prosody_code_mask": np.zeros((1, n_tokens), np.float32),
+        "duration_override": -np.ones((1, n_tokens), np.float32), "f0_override": np.zeros((1, n_tokens), np.float32),
+    }  # fmt: skip
+    some = (rng.random((1, n_tokens)) < 0.3).astype(np.float32)
+    transfer = {**plain, "prosody_codes": codes, "prosody_code_mask": np.ones((1, n_tokens), np.float32),
+                "duration_override": np.where(some > 0, durations, -1).astype(np.float32), "f0_override": 180.0 * some}  # fmt: skip
+    for feeds in (plain, transfer):
+        (mel, frames, f0), (torch_mel, torch_frames, torch_f0) = both("text_to_mel", feeds, model.synthesise, TEXT_TO_MEL_INPUTS)
+        np.testing.assert_array_equal(frames, torch_frames)
+        assert mel.shape == (1, frames.sum(), 80)
+        np.testing.assert_allclose(mel, torch_mel, atol=1e-3)
+        np.testing.assert_allclose(f0, torch_f0, rtol=1e-3)
+    np.testing.assert_array_equal(frames[some > 0], durations[some > 0])
+    np.testing.assert_allclose(f0[some > 0], 180.0, rtol=1e-3)
