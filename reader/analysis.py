@@ -21,7 +21,8 @@ from .syntax import Parser, make_parser, split_points, syntactic_distances
 MAX_SENTENCE_WORDS = 40
 
 # Sentences are parsed in batches: spaCy's pipe is several times faster than one call per sentence.
-PARSE_BATCH = 64
+# Batches start small and grow, so the first sentence is ready at once (time to first audio).
+PARSE_BATCH_SIZES = (1, 4, 16, 64)
 
 
 @dataclass(frozen=True)
@@ -135,11 +136,13 @@ class Analyzer:
     def iter_sentences(self, document: Document) -> Iterator[SentenceAnalysis]:
         """Analysed sentences in reading order, produced batch by batch (memory stays flat)."""
         batch: list[_SentenceJob] = []
+        batch_index = 0
         for job in self._jobs(document):
             batch.append(job)
-            if len(batch) == PARSE_BATCH:
+            if len(batch) == PARSE_BATCH_SIZES[min(batch_index, len(PARSE_BATCH_SIZES) - 1)]:
                 yield from self._analyze_batch(document, batch)
                 batch = []
+                batch_index += 1
         if batch:
             yield from self._analyze_batch(document, batch)
 

@@ -83,6 +83,73 @@ def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _open_sink(output: str | None, sample_rate: int):
+    from runtime.sinks import AudioSinkError, FileSink, RawPCMSink, SoundDeviceSink
+
+    try:
+        if output is None:
+            return SoundDeviceSink(sample_rate)
+        if output == "-":
+            return RawPCMSink(sample_rate)
+        return FileSink(sample_rate, output)
+    except AudioSinkError as exc:
+        raise ReaderError(str(exc)) from None
+
+
+def _speak(args: argparse.Namespace, output: str | None, pace_seconds: float | None) -> int:
+    import asyncio
+
+    from runtime.sinks import AudioSinkError
+
+    from .document import read_input
+    from .engine import Reader
+
+    text = read_input(args.file)
+    reader = Reader(voice=args.voice, speed=args.speed, device=args.device, parser=args.parser, lexicon=args.lexicon)
+
+    async def pump(sink) -> int:
+        count = 0
+        async for chunk in reader.stream(text, pace_seconds=pace_seconds):
+            await asyncio.to_thread(sink.write, chunk.samples)
+            count += 1
+        return count
+
+    try:
+        with _open_sink(output, reader.sample_rate) as sink:
+            if asyncio.run(pump(sink)) == 0:
+                name = "standard input" if args.file == "-" else args.file
+                raise ReaderError(f"nothing speakable in {name}")
+    except AudioSinkError as exc:
+        raise ReaderError(str(exc)) from None
+    return 0
+
+
+def cmd_play(args: argparse.Namespace, out: TextIO) -> int:
+    # Synthesis runs at most this many seconds of audio ahead of playback.
+    return _speak(args, args.output, pace_seconds=None if args.output else 5.0)
+
+
+def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
+    return _speak(args, args.output, pace_seconds=None)
+
+
+def cmd_voices(args: argparse.Namespace, out: TextIO) -> int:
+    from runtime.acoustic import AcousticModel
+    from runtime.errors import RuntimeModelError
+
+    from .engine import DEFAULT_VOICE
+    from .paths import models_dir
+
+    try:
+        model = AcousticModel.load(models_dir() / "acoustic")
+    except RuntimeModelError as exc:
+        raise ReaderError(str(exc)) from None
+    for speaker in model.speakers:
+        marks = [m for m, on in (("default", speaker.name == DEFAULT_VOICE), ("synthetic", speaker.synthetic)) if on]
+        out.write(f"{speaker.name}{'  (' + ', '.join(marks) + ')' if marks else ''}\n")
+    return 0
+
+
 def cmd_models_download(args: argparse.Namespace, out: TextIO) -> int:
     try:
         import stanza
@@ -106,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--parser", choices=["spacy", "stanza"], default="spacy", help="syntactic parser backend")
     analyze.add_argument("--lexicon", help="user pronunciation lexicon (default: ~/.config/reader/lexicon.txt if present)")
     analyze.set_defaults(run=cmd_analyze)
+
+    for name, help_text in (("play", "read a document aloud"), ("render", "render a document to an audio file")):
+        speak = sub.add_parser(name, help=help_text)
+        speak.add_argument("file", help="UTF-8 text or Markdown file, or - for standard input")
+        speak.add_argument(
+            "-o", "--output", required=name == "render",
+            help="write audio here instead (.wav or .flac; - for raw 16-bit PCM on standard output)",
+        )  # fmt: skip
+        speak.add_argument("--voice", help="voice name (see `reader voices`)")
+        speak.add_argument("--speed", type=float, default=1.0, help="speaking rate, 1.0 = natural")
+        speak.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the models run")
+        speak.add_argument("--parser", choices=["spacy", "stanza"], default="spacy", help="syntactic parser backend")
+        speak.add_argument("--lexicon", help="user pronunciation lexicon")
+        speak.set_defaults(run=cmd_play if name == "play" else cmd_render)
+
+    voices = sub.add_parser("voices", help="list the shipped voices")
+    voices.set_defaults(run=cmd_voices)
 
     models = sub.add_parser("models", help="manage optional models")
     models_sub = models.add_subparsers(dest="models_command", required=True)

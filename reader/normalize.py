@@ -40,6 +40,11 @@ _URL_TAIL = r"[^\s<>\"]*[^\s<>\".,;:!?'\")\]]"
 _TLDS = r"com|org|net|edu|gov|mil|int|io|ai|co|uk|de|fr|info|biz|us|ca|au|eu|app|dev"
 
 # Order matters: the first alternative that matches at a position wins.
+# Units with a slash, which the lexer must keep in one piece (singular, plural).
+_RATE_UNITS: dict[str, tuple[str, str]] = {
+    "km/h": ("kilometre per hour", "kilometres per hour"), "mi/h": ("mile per hour", "miles per hour"),
+    "m/s": ("metre per second", "metres per second"), "ft/s": ("foot per second", "feet per second"),
+}
 _WORD = r"[^\W\d_]+(?:['’][^\W\d_]+)*"
 _LEXEME_PATTERNS: dict[str, str] = {
     # Most lexemes are plain words followed by a space, which no other alternative can
@@ -72,6 +77,7 @@ _LEXEME_PATTERNS: dict[str, str] = {
         r"(?:(?<![\w.,)\]-])[-−])?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?"
         r"(?:(?:st|nd|rd|th|s|['’]s)(?![^\W\d_]))?"
     ),
+    "rate_unit": rf"(?<![^\W\d_])(?:{'|'.join(map(re.escape, _RATE_UNITS))})(?![^\W\d_])",
     "dotted": r"(?<![\w.])(?:[A-Za-z]{1,2}\.){1,10}[A-Za-z]{1,2}\.",
     "word": _WORD,
     "punct": r"\.{3}|[!?]+|-{2,}|[.,;:()\[\]{}\"“”„‘’‚'«»‹›—–‒―…¡¿-]",
@@ -99,6 +105,7 @@ def _is_mark(char: str) -> bool:
 
 
 def _lex(text: str) -> list[_Lexeme]:
+    """Cuts a sentence into lexemes, dropping whitespace and gluing combining marks to words."""
     lexemes: list[_Lexeme] = []
     word_end = -1  # end of the last word lexeme, which a mark or more letters may extend
     for match in _LEXEME_RE.finditer(text):
@@ -284,7 +291,6 @@ _ABBREVIATIONS: dict[str, _Abbreviation] = {
         for key, day in _WEEKDAY_ABBREVIATIONS.items()
     },
 }
-_PROPER_EXPANSIONS = frozenset(_MONTHS) | frozenset(_WEEKDAY_ABBREVIATIONS.values())
 
 # Units read after a number: singular, plural. Keys are case-sensitive ("m" metres, "M" not).
 _UNITS: dict[str, tuple[str, str]] = {
@@ -295,6 +301,7 @@ _UNITS: dict[str, tuple[str, str]] = {
     "kg": ("kilogram", "kilograms"), "g": ("gram", "grams"), "mg": ("milligram", "milligrams"),
     "ml": ("millilitre", "millilitres"), "mL": ("millilitre", "millilitres"),
     "mph": ("mile per hour", "miles per hour"), "kph": ("kilometre per hour", "kilometres per hour"),
+    **_RATE_UNITS,
     "h": ("hour", "hours"), "hr": ("hour", "hours"), "hrs": ("hour", "hours"),
     "min": ("minute", "minutes"), "mins": ("minute", "minutes"),
     "KB": ("kilobyte", "kilobytes"), "MB": ("megabyte", "megabytes"),
@@ -327,6 +334,9 @@ _SYMBOL_WORDS = {
     "$": "dollars", "£": "pounds", "€": "euros", "¥": "yen", "₹": "rupees",
 }
 _TEMPERATURE_SCALES = {"C": "Celsius", "F": "Fahrenheit"}
+# Generated words are lowercase except these proper nouns, which help the parser.
+_PROPER_WORDS = frozenset(_MONTHS) | frozenset(_WEEKDAY_ABBREVIATIONS.values()) | frozenset(
+    _TEMPERATURE_SCALES.values())
 
 # How separators inside URLs and e-mail addresses are spoken.
 _ADDRESS_SEPARATORS = {
@@ -348,37 +358,42 @@ _ROMAN_RE = re.compile(r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{
 _REGNAL_RE = re.compile(r"X{0,3}(?:IX|IV|V?I{0,3})")
 _ROMAN_VALUES = {"M": 1000, "D": 500, "C": 100, "L": 50, "X": 10, "V": 5, "I": 1}
 
-# A 4-digit number from 1100 to 2099 is a year unless a quantity word comes before it.
+# A 4-digit number from 1000 to 2099 is a year unless a quantity word comes before it.
 _QUANTITY_CUES = frozenset({
     "about", "over", "under", "than", "nearly", "almost", "approximately", "roughly",
     "some", "exactly", "only", "just", "total", "of", "number",
 })
-_YEAR_RANGE = range(1100, 2100)
+_YEAR_RANGE = range(1000, 2100)
 
 # Spoken acronyms ("NASA", "NATO") start and end with clusters English allows.
 _VOWELS = frozenset("AEIOUY")
 _ONSETS = frozenset(
-    "b bl br c ch cl cr d dr f fl fr g gl gr h j k kl kn kr l m n p ph pl pr qu r s sc sch "
-    "scr sh sk sl sm sn sp sph spl spr st str sw t th thr tr tw v w wh wr z".upper().split()
+    "b bl br c ch cl cr d dr f fl fr g gl gn gr h j k kl kn kr l m n p ph pl pr ps q r s sc "
+    "sch scr sh shr sk sl sm sn sp sph spl spr sq st str sw t th thr tr tw v w wh wr y z".upper().split()
 ) | {""}
+# A leading Y is a consonant ("YOU"), elsewhere a vowel; W after a vowel is part of it ("BROWN").
+_ONSET_RE = re.compile(r"Y?[^AEIOUY]*")
+_CODA_RE = re.compile(r"[^AEIOUYW]*\Z")
 _CODAS = frozenset(
-    "b ck ct d f ft g k l ld lf lk lm lp lt m mp n nd ng nk nt p pt r rb rc rd rf rg rk rl rm "
-    "rn rp rs rt s sk sp ss st t th v x z ch sh tch".upper().split()
+    "b c ch ck ct d f ff ft g gh ght k l ld lf lk ll lm lp lt lth m mb mp n nch nd ng ngth nk "
+    "nt nth p pt r rb rc rch rd rf rg rk rl rld rm rn rp rs rst rt rth s sh sk sp ss st t tch "
+    "th tt v x xt z zz".upper().split()
 ) | {""}
-_CONSONANT_RUN_RE = re.compile(r"[^AEIOUY]+")
+_CONSONANT_RUN_RE = re.compile(r"[^AEIOUYW]+")
 _VOWEL_RUN_RE = re.compile(r"[AEIOUY]{3,}")
 
 
 def _is_pronounceable(letters: str) -> bool:
     """Whether an all-capitals word can be read as a word rather than spelled out."""
-    if not letters.isascii() or not _VOWELS.intersection(letters) or _VOWEL_RUN_RE.search(letters):
+    onset = _ONSET_RE.match(letters).group()
+    nucleus_on = letters[len(onset):]
+    if not letters.isascii() or not _VOWELS.intersection(nucleus_on) or _VOWEL_RUN_RE.search(nucleus_on):
         return False
-    runs = _CONSONANT_RUN_RE.findall(letters)
-    onset = runs[0] if letters[0] not in _VOWELS else ""
-    coda = runs[-1] if letters[-1] not in _VOWELS else ""
+    coda = _CODA_RE.search(letters).group()
     if coda.endswith("S") and coda not in _CODAS:
         coda = coda[:-1]  # plural "AIDS"
-    return onset in _ONSETS and coda in _CODAS and all(len(run) <= 3 for run in runs)
+    runs = _CONSONANT_RUN_RE.findall(letters)
+    return onset in _ONSETS and coda in _CODAS and all(len(run) <= 4 for run in runs)
 
 
 def _is_capitalised(word: str) -> bool:
@@ -408,8 +423,9 @@ class _SentenceReader:
         self.content_end = len(text.rstrip())
         # Capitals throughout (banner headlines, "CHAPTER IV"): capitalised words are
         # ordinary words here, and only unpronounceable ones are spelled out.
-        words = [lexeme for lexeme in self.lexemes if lexeme.kind == "word"]
-        self.shouted = text.upper() == text and (heading or len(words) >= 2)
+        long_words = sum(1 for lexeme in self.lexemes
+                         if lexeme.kind == "word" and lexeme.end - lexeme.start >= 2)
+        self.shouted = text.upper() == text and (heading or long_words >= 2)
 
     # -- emitting ------------------------------------------------------------------------
 
@@ -417,7 +433,7 @@ class _SentenceReader:
         """Emits generated words (lowercase unless proper nouns) sharing one source span."""
         for word in _WORD_SPLIT_RE.split(phrase):
             if word:
-                spoken = word if word in _PROPER_EXPANSIONS or word in _TEMPERATURE_SCALES.values() else word.lower()
+                spoken = word if word in _PROPER_WORDS else word.lower()
                 self.tokens.append(Token(spoken, self.offset + start, self.offset + end, False))
 
     def word(self, word: str, start: int, end: int) -> None:
@@ -438,7 +454,7 @@ class _SentenceReader:
         said_digit = pending_pause = False
         for position in range(start, end):
             char = self.text[position]
-            if char.isdigit():
+            if char.isdecimal():
                 if pending_pause:
                     self.punct(",", position - 1, position)
                     pending_pause = False
@@ -519,7 +535,7 @@ def _read_address(reader: _SentenceReader, start: int, end: int) -> None:
     """Reads a URL, domain or e-mail address piece by piece: "john at example dot org"."""
     for piece in _ADDRESS_PIECE_RE.finditer(reader.text, start, end):
         text, (piece_start, piece_end) = piece.group(), piece.span()
-        if text.isdigit():
+        if text.isdecimal():
             reader.digits(piece_start, piece_end)
         elif text.isalpha() and (len(text) <= 2 or text.lower() == "www"):
             reader.spell(piece_start, piece_end)  # "io", "uk", "www" are spelled
@@ -640,18 +656,22 @@ def _read_short_decade(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> 
     return index + 1
 
 
-def _vulgar_fraction_parts(char: str) -> tuple[int, int]:
-    # "½" decomposes to "<fraction> 0031 2044 0032": numerator, fraction slash, denominator.
-    codes = unicodedata.decomposition(char).split()[1:]
+def _vulgar_fraction_parts(char: str) -> tuple[int, int] | None:
+    """ "½" -> (1, 2), from its decomposition "<fraction> 0031 2044 0032"; None if not one."""
+    tag, *codes = unicodedata.decomposition(char).split() or [""]
+    if tag != "<fraction>" or "2044" not in codes:
+        return None
     slash = codes.index("2044")
     numerator = "".join(chr(int(code, 16)) for code in codes[:slash])
     denominator = "".join(chr(int(code, 16)) for code in codes[slash + 1:])
-    return int(numerator), int(denominator)
+    return (int(numerator), int(denominator)) if numerator and denominator else None
 
 
 def _read_vulgar_fraction(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
     whole = reader.text[lexeme.start:lexeme.end - 1]
-    numerator, denominator = _vulgar_fraction_parts(reader.text[lexeme.end - 1])
+    fraction = _vulgar_fraction_parts(reader.text[lexeme.end - 1])
+    assert fraction is not None  # the lexer admits only complete fractions ("½", "⅞")
+    numerator, denominator = fraction
     if whole and len(whole) <= _MAX_SPELLED_DIGITS:
         reader.say(_mixed_fraction(int(whole), numerator, denominator), lexeme.start, lexeme.end)
     else:
@@ -733,13 +753,19 @@ def _read_number(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
 def _read_unit_after(reader: _SentenceReader, index: int, singular: bool) -> int:
     unit_index = index + 1
     unit = reader.lexeme_text(unit_index)
-    if reader.kind(unit_index) != "word" or unit not in _UNITS:
+    if reader.kind(unit_index) not in ("word", "rate_unit") or unit not in _UNITS:
         return index + 1
     lexeme = reader.lexemes[unit_index]
     reader.say(_UNITS[unit][0 if singular else 1], lexeme.start, lexeme.end)
     if reader.is_period(unit_index + 1) and reader.adjacent(unit_index, unit_index + 1):
         return reader.take_period(unit_index)
     return unit_index + 1
+
+
+def _read_rate_unit(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
+    """A rate unit with no number before it ("speed in km/h")."""
+    reader.say(_RATE_UNITS[reader.lexeme_text(index)][1], lexeme.start, lexeme.end)
+    return index + 1
 
 
 def _read_dotted(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
@@ -875,6 +901,8 @@ def _read_symbol(reader: _SentenceReader, position: int) -> None:
     char = reader.text[position]
     if char in _SYMBOL_WORDS:
         reader.say(_SYMBOL_WORDS[char], position, position + 1)
+    elif fraction := _vulgar_fraction_parts(char):  # a lone "½"
+        reader.say(_fraction(*fraction), position, position + 1)
     elif unicodedata.category(char) in ("Pd", "Ps", "Pe", "Pi", "Pf"):
         reader.punct(char, position, position + 1)  # dashes, brackets and quotes of any script
 
@@ -927,6 +955,7 @@ _HANDLERS: dict[str, _Handler] = {
     "fraction": _read_fraction,
     "degree_scale": _read_degree_scale,
     "number": _read_number,
+    "rate_unit": _read_rate_unit,
     "dotted": _read_dotted,
     "word": _read_word,
     "punct": _read_punct,

@@ -1,0 +1,136 @@
+"""The exported acoustic model: token arrays in, log-mel frames with durations and F0 out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RuntimeModelError
+from .session import SessionOptions, load_session
+
+ACOUSTIC_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TokenInputs:
+    """One sentence as int64 token arrays of equal length (built by reader.model_inputs)."""
+
+    symbol_ids: np.ndarray
+    stress_ids: np.ndarray
+    word_position_ids: np.ndarray
+    break_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.symbol_ids.shape[0])
+
+    def feeds(self) -> dict[str, np.ndarray]:
+        return {name: np.asarray(getattr(self, name), dtype=np.int64)[None] for name in ("symbol_ids", "stress_ids", "word_position_ids", "break_ids")}
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: int
+    name: str
+    synthetic: bool
+    centroid: np.ndarray  # mean utterance embedding of the speaker's training clips
+
+
+@dataclass(frozen=True)
+class AcousticOutput:
+    mel: np.ndarray  # (frames, n_mels) float32, natural-log mel
+    durations: np.ndarray  # (tokens,) int64 frames per token
+    f0: np.ndarray  # (tokens,) float32 Hz
+
+
+def read_manifest(folder: Path, expected_format: int, kind: str) -> dict:
+    """Read and check a model folder's manifest.json: format version and every listed file's size and hash."""
+    path = folder / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RuntimeModelError(f"{kind} model not found: {path} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise RuntimeModelError(f"{kind} manifest is corrupt: {path} ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != expected_format:
+        raise RuntimeModelError(
+            f"{kind} model {folder} has format version {manifest.get('format_version') if isinstance(manifest, dict) else '?'}; "
+            f"this engine reads version {expected_format}"
+        )
+    for name, entry in manifest.get("files", {}).items():
+        file = folder / entry["file"]
+        if not file.is_file():
+            raise RuntimeModelError(f"{kind} model file not found: {file}")
+        if file.stat().st_size != entry["bytes"]:
+            raise RuntimeModelError(f"{kind} model file is truncated or replaced: {file} ({file.stat().st_size} bytes, expected {entry['bytes']})")
+        if "sha256" in entry and hashlib.sha256(file.read_bytes()).hexdigest() != entry["sha256"]:
+            raise RuntimeModelError(f"{kind} model file does not match its manifest (corrupt or from another version): {file}")
+    return manifest
+
+
+class AcousticModel:
+    """onnxruntime sessions of the text-to-mel decoder (and, on first use, the reference encoders)."""
+
+    def __init__(self, folder: Path, manifest: dict, options: SessionOptions) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.options = options
+        self.sample_rate = int(manifest["sample_rate"])
+        self.hop_length = int(manifest["features"]["hop_length"])
+        self.symbols: list[str] = manifest["symbols"]
+        self.utterance_embedding_dim = int(manifest["utterance_embedding_dim"])
+        self.prosody_code_dim = int(manifest["prosody_code_dim"])
+        self.speakers = [
+            Speaker(
+                id=int(s["id"]),
+                name=s["name"],
+                synthetic=bool(s["synthetic"]),
+                centroid=np.asarray(s["utterance_embedding_centroid"] or np.zeros(self.utterance_embedding_dim), np.float32),
+            )
+            for s in manifest["speakers"]
+        ]
+        self._text_to_mel = load_session(folder / manifest["files"]["text_to_mel"]["file"], options)
+        self._encoders: dict[str, object] = {}
+
+    @classmethod
+    def load(cls, folder: Path, options: SessionOptions = SessionOptions()) -> "AcousticModel":
+        return cls(folder, read_manifest(folder, ACOUSTIC_FORMAT_VERSION, "acoustic"), options)
+
+    def speaker(self, name: str) -> Speaker:
+        for s in self.speakers:
+            if s.name == name:
+                return s
+        raise RuntimeModelError(f"unknown voice {name!r}; available: {', '.join(s.name for s in self.speakers)}")
+
+    def synthesize(
+        self,
+        tokens: TokenInputs,
+        speaker: Speaker,
+        utterance_embedding: np.ndarray | None = None,
+        duration_override: np.ndarray | None = None,
+        prosody_codes: np.ndarray | None = None,
+        f0_override: np.ndarray | None = None,
+    ) -> AcousticOutput:
+        """Decode one sentence. Overrides use the manifest's conventions: -1 / 0 mean "predict"."""
+        n = len(tokens)
+        embedding = speaker.centroid if utterance_embedding is None else utterance_embedding
+        feeds = {
+            **tokens.feeds(),
+            "speaker_id": np.asarray([speaker.id], np.int64),
+            "utterance_embedding": np.asarray(embedding, np.float32).reshape(1, -1),
+            "prosody_codes": np.zeros((1, n, self.prosody_code_dim), np.float32) if prosody_codes is None else np.asarray(prosody_codes, np.float32)[None],
+            "prosody_code_mask": np.zeros((1, n), np.float32) if prosody_codes is None else np.ones((1, n), np.float32),
+            "duration_override": -np.ones((1, n), np.float32) if duration_override is None else np.asarray(duration_override, np.float32)[None],
+            "f0_override": np.zeros((1, n), np.float32) if f0_override is None else np.asarray(f0_override, np.float32)[None],
+        }
+        mel, durations, f0 = self._text_to_mel.run(None, feeds)
+        return AcousticOutput(mel=mel[0], durations=durations[0].astype(np.int64), f0=f0[0])
+
+    def encoder(self, name: str):
+        """The 'utterance_encoder' or 'copycat_encoder' session, loaded on first use."""
+        if name not in self._encoders:
+            self._encoders[name] = load_session(self.folder / self.manifest["files"][name]["file"], self.options)
+        return self._encoders[name]

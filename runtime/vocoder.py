@@ -1,0 +1,155 @@
+"""Vocoder: natural-log mel frames -> waveform, whole utterances or streamed chunk by chunk.
+
+The ONNX graph (trained in reader/training/vocoder) maps log-mel frames to each frame's STFT (real and
+imaginary parts, n_fft 1024, hop 256); the inverse FFT and overlap-add are done here in numpy.
+Frame i's windowed inverse FFT is centred on sample i * hop, T frames give T * hop samples, and each
+sample is divided by the summed squared window of the frames covering it (so the utterance ends keep
+their level). This matches reader.training.vocoder.model.inverse_stft.
+
+Streaming is exact, not crossfaded: the graph is a stack of fixed-kernel convolutions, so a spectrum
+frame depends only on the mel frames within `receptive_field_frames` on each side, and a sample only
+on the spectrum frames overlapping it. VocoderStream runs the graph on each new stretch of frames with
+that much context, keeps the overlap-add accumulators between calls, and emits only the samples no
+later frame can change. Latency: receptive_field_frames + 2 frames. The concatenated chunks equal
+`Vocoder.synthesize` on the whole mel (which is the same code with one chunk) up to float rounding.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RuntimeModelError
+from .features import FeatureSettings
+from .session import SessionOptions, load_session
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VocoderSpec:
+    """What the runtime needs to know about an exported vocoder (from its manifest)."""
+
+    graph_file: str
+    features: FeatureSettings
+    receptive_field_frames: int
+
+
+class Vocoder:
+    def __init__(self, session, spec: VocoderSpec):
+        self.session = session
+        self.spec = spec
+        settings = spec.features
+        self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(settings.n_fft) / settings.n_fft)).astype(np.float64)
+
+    @classmethod
+    def load(cls, folder: str | Path | None = None, options: SessionOptions = SessionOptions()) -> Vocoder:
+        """The vocoder in `folder` (default: <models_dir>/vocoder); bad files raise RuntimeModelError."""
+        if folder is None:
+            from reader.paths import models_dir  # stdlib-only; imported late so runtime/ needs reader only here
+
+            folder = models_dir() / "vocoder"
+        folder = Path(folder)
+        manifest_path = folder / MANIFEST_NAME
+        if not manifest_path.is_file():
+            raise RuntimeModelError(f"vocoder manifest not found: {manifest_path}")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            spec = VocoderSpec(manifest["graph"], FeatureSettings(**manifest["features"]), int(manifest["receptive_field_frames"]))
+            version = manifest["format_version"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RuntimeModelError(f"vocoder manifest is unreadable: {manifest_path} ({exc})") from None
+        if version != FORMAT_VERSION:
+            raise RuntimeModelError(f"vocoder manifest {manifest_path} has format {version}, this runtime reads {FORMAT_VERSION}")
+        if spec.features != FeatureSettings():
+            raise RuntimeModelError(f"vocoder {manifest_path} expects features {asdict(spec.features)}, the engine computes {asdict(FeatureSettings())}")
+        return cls(load_session(folder / spec.graph_file, options), spec)
+
+    def spectra(self, log_mel: np.ndarray) -> np.ndarray:
+        """(T, n_mels) -> (T, n_fft // 2 + 1) complex STFT frames from the graph."""
+        real, imag = self.session.run(None, {"log_mel": log_mel[None]})
+        return real[0].astype(np.float64) + 1j * imag[0].astype(np.float64)
+
+    def stream(self) -> VocoderStream:
+        return VocoderStream(self)
+
+    def synthesize(self, log_mel: np.ndarray) -> np.ndarray:
+        """(T, n_mels) natural-log mel -> (T * hop,) float32 audio at the features' sample rate."""
+        stream = self.stream()
+        return np.concatenate([stream.push(log_mel), stream.finish()])
+
+
+class VocoderStream:
+    """Feed mel chunks with push(), then finish(); each call returns the audio that became final."""
+
+    def __init__(self, vocoder: Vocoder):
+        self.vocoder = vocoder
+        settings = vocoder.spec.features
+        self.hop, self.n_fft, self.n_mels = settings.hop_length, settings.n_fft, settings.n_mels
+        self.context = vocoder.spec.receptive_field_frames
+        self.mel = np.zeros((0, self.n_mels), dtype=np.float32)  # received frames from mel_start on
+        self.mel_start = 0
+        self.frames_received = 0
+        self.frames_done = 0  # spectrum frames already overlap-added
+        # Overlap-add accumulators of the signal and the squared window, from sample `emitted` on.
+        self.signal = np.zeros(0)
+        self.envelope = np.zeros(0)
+        self.emitted = 0
+        self.finished = False
+
+    def push(self, log_mel_chunk: np.ndarray) -> np.ndarray:
+        if self.finished:
+            raise ValueError("this vocoder stream is finished; start a new one")
+        chunk = np.asarray(log_mel_chunk, dtype=np.float32)
+        if chunk.ndim != 2 or chunk.shape[1] != self.n_mels:
+            raise ValueError(f"expected log-mel frames of shape (frames, {self.n_mels}), got {chunk.shape}")
+        self.mel = np.concatenate([self.mel, chunk])
+        self.frames_received += chunk.shape[0]
+        return self._advance(final=False)
+
+    def finish(self) -> np.ndarray:
+        """The rest of the audio: the last frames see the utterance's end, as a whole-utterance call does."""
+        if self.finished:
+            return np.zeros(0, dtype=np.float32)
+        self.finished = True
+        return self._advance(final=True)
+
+    def _advance(self, final: bool) -> np.ndarray:
+        # Spectrum frames final now: all but the last `context` ones, or all of them at the end.
+        ready_frames = self.frames_received if final else max(self.frames_received - self.context, self.frames_done)
+        if ready_frames > self.frames_done:
+            # Run the graph on [first, frames_received): `context` frames before the new ones (or the
+            # utterance start, where the graph pads exactly as in a whole call) and all frames after.
+            first = max(0, self.frames_done - self.context)
+            spectra = self.vocoder.spectra(self.mel[first - self.mel_start :])
+            self._overlap_add(spectra[self.frames_done - first : ready_frames - first], self.frames_done)
+            self.frames_done = ready_frames
+            keep_from = max(0, self.frames_done - self.context)
+            self.mel = self.mel[keep_from - self.mel_start :]
+            self.mel_start = keep_from
+        # A sample is final once every frame whose window reaches it has been added.
+        final_samples = self.frames_received * self.hop if final else max(self.emitted, self.frames_done * self.hop - self.n_fft // 2)
+        count = final_samples - self.emitted
+        audio = (self.signal[:count] / self.envelope[:count]).astype(np.float32)
+        self.signal, self.envelope = self.signal[count:], self.envelope[count:]
+        self.emitted = final_samples
+        return audio
+
+    def _overlap_add(self, spectra: np.ndarray, first_frame: int) -> None:
+        if spectra.shape[0] == 0:
+            return
+        window = self.vocoder.window
+        frames = np.fft.irfft(spectra, n=self.n_fft, axis=-1) * window
+        needed = (first_frame + spectra.shape[0] - 1) * self.hop + self.n_fft // 2 - self.emitted
+        if needed > self.signal.size:
+            self.signal = np.pad(self.signal, (0, needed - self.signal.size))
+            self.envelope = np.pad(self.envelope, (0, needed - self.envelope.size))
+        for offset, frame in enumerate(frames):
+            start = (first_frame + offset) * self.hop - self.n_fft // 2 - self.emitted
+            skip = max(0, -start)  # the utterance's first frames reach before sample 0
+            self.signal[start + skip : start + self.n_fft] += frame[skip:]
+            self.envelope[start + skip : start + self.n_fft] += window[skip:] ** 2

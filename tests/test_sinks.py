@@ -1,0 +1,102 @@
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile
+
+from runtime.sinks import AudioSinkError, FileSink, RawPCMSink, SoundDeviceSink, to_pcm16
+
+SR = 22050
+
+
+def tone(seconds=0.5, freq=220.0):
+    t = np.arange(int(SR * seconds)) / SR
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_file_sink_writes_complete_file_only_on_close(tmp_path, suffix):
+    path = tmp_path / f"out{suffix}"
+    with FileSink(SR, path) as sink:
+        sink.write(tone())
+        assert not path.exists()  # still under a temporary name
+        sink.write(tone())
+    data, sr = soundfile.read(path, dtype="float32")
+    assert sr == SR and len(data) == 2 * len(tone())
+    assert np.max(np.abs(data - np.concatenate([tone(), tone()]))) < 1e-3
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_file_sink_cancelled_leaves_no_file(tmp_path):
+    path = tmp_path / "out.wav"
+    with pytest.raises(KeyboardInterrupt):
+        with FileSink(SR, path) as sink:
+            sink.write(tone())
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_file_sink_bad_targets(tmp_path):
+    with pytest.raises(AudioSinkError, match="wav or .flac"):
+        FileSink(SR, tmp_path / "out.mp4")
+    with pytest.raises(AudioSinkError, match="does not exist"):
+        FileSink(SR, tmp_path / "missing" / "out.wav")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(AudioSinkError, match="cannot write"):
+            FileSink(SR, locked / "out.wav")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_raw_pcm_sink_writes_16_bit_little_endian():
+    buffer = io.BytesIO()
+    with RawPCMSink(SR, buffer) as sink:
+        sink.write(np.array([0.0, 0.5, -1.0, 2.0], np.float32))
+    assert np.frombuffer(buffer.getvalue(), "<i2").tolist() == [0, 16384, -32767, 32767]
+    assert to_pcm16(np.zeros(3)).dtype == np.dtype("<i2")
+
+
+def run_with_alsa(home, code):
+    env = {**os.environ, "HOME": str(home)}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_sound_device_sink_plays_through_portaudio_into_alsa_null_device(tmp_path):
+    (tmp_path / ".asoundrc").write_text("pcm.!default { type null }\n")
+    proc = run_with_alsa(
+        tmp_path,
+        """
+        import numpy as np
+        from runtime.sinks import SoundDeviceSink
+        with SoundDeviceSink(22050) as sink:
+            sink.write(np.zeros(22050, np.float32))
+        print("played")
+        """,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "played" in proc.stdout
+
+
+def test_no_audio_device_is_a_clear_error(tmp_path):
+    # an ALSA configuration whose default device does not exist
+    (tmp_path / ".asoundrc").write_text('pcm.!default { type hw card 99 }\nctl.!default { type hw card 99 }\n')
+    proc = run_with_alsa(
+        tmp_path,
+        """
+        from runtime.sinks import AudioSinkError, SoundDeviceSink
+        try:
+            SoundDeviceSink(22050)
+        except AudioSinkError as exc:
+            print("ERROR:", exc)
+        """,
+    )
+    assert "ERROR: no audio output device" in proc.stdout, proc.stdout + proc.stderr
