@@ -36,7 +36,7 @@ def main() -> None:
         "held_out_rule": HELD_OUT_RULE,
         "model": str(onnx_path),
         "model_megabytes": round(onnx_path.stat().st_size / 1e6, 2),
-        "inference": "onnxruntime, CPU, 1 thread, batches of 256 words, greedy CTC decoding",
+        "inference": "onnxruntime, CPU, 1 thread, batches of 256 words, greedy CTC decoding, then one primary stress per word",
         "machine": platform.processor() or platform.machine(),
     }
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)

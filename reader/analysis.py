@@ -149,14 +149,17 @@ class Analyzer:
     def _jobs(self, document: Document) -> Iterable[_SentenceJob]:
         for ci, chapter in enumerate(document.chapters):
             for pi, paragraph in enumerate(chapter.paragraphs):
-                spans = document.sentences_of(paragraph)
-                for si, span in enumerate(spans):
+                # One sentence of look-ahead tells which sentence ends the paragraph.
+                spans = document.iter_sentences_of(paragraph)
+                span = next(spans, None)
+                while span is not None:
+                    following = next(spans, None)
                     tokens = normalize_sentence(document.sentence_text(span), span.start, heading=span.is_heading)
-                    if not any(not t.is_punct for t in tokens):
-                        continue
-                    last = si == len(spans) - 1
-                    final = BreakLevel.PARAGRAPH if last or span.is_heading else BreakLevel.SENTENCE
-                    yield _SentenceJob(span, ci, pi, final, tuple(tokens))
+                    if any(not t.is_punct for t in tokens):
+                        last = following is None or span.is_heading
+                        final = BreakLevel.PARAGRAPH if last else BreakLevel.SENTENCE
+                        yield _SentenceJob(span, ci, pi, final, tuple(tokens))
+                    span = following
 
     def _analyze_batch(self, document: Document, jobs: Sequence[_SentenceJob]) -> Iterator[SentenceAnalysis]:
         parses = self.parser.parse([job.tokens for job in jobs])

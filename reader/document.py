@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
+from typing import Iterator
 from pathlib import Path
 
 import pysbd
@@ -63,12 +64,20 @@ class Document:
         """The speakable text of a sentence (same length as the original span)."""
         return self.speakable[span.start : span.end]
 
+    def iter_sentences_of(self, paragraph: Paragraph) -> Iterator[SentenceSpan]:
+        """The paragraph's sentences, segmented as they are consumed (remembered once all are seen)."""
+        if paragraph.sentences is not None:
+            yield from paragraph.sentences
+            return
+        found = []
+        for s, e in self.splitter.split(self.speakable, paragraph.start, paragraph.end):
+            if _has_speakable(self.speakable[s:e]):
+                found.append(SentenceSpan(s, e))
+                yield found[-1]
+        paragraph.sentences = found
+
     def sentences_of(self, paragraph: Paragraph) -> list[SentenceSpan]:
-        """The paragraph's sentences, segmented on first use."""
-        if paragraph.sentences is None:
-            spans = self.splitter.split(self.speakable, paragraph.start, paragraph.end)
-            paragraph.sentences = [SentenceSpan(s, e) for s, e in spans if _has_speakable(self.speakable[s:e])]
-        return paragraph.sentences
+        return list(self.iter_sentences_of(paragraph))
 
     @property
     def sentences(self) -> list[SentenceSpan]:
@@ -178,9 +187,8 @@ def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _pieces(text: str, start: int, end: int, limit: int = SEGMENTER_PIECE_CHARS) -> list[tuple[int, int]]:
+def _pieces(text: str, start: int, end: int, limit: int = SEGMENTER_PIECE_CHARS) -> Iterator[tuple[int, int]]:
     """Cut a long span into pieces of at most `limit` characters, preferring sentence punctuation, then spaces."""
-    pieces = []
     while end - start > limit:
         window = text[start : start + limit]
         cut = max(window.rfind(". "), window.rfind("! "), window.rfind("? "))
@@ -188,10 +196,9 @@ def _pieces(text: str, start: int, end: int, limit: int = SEGMENTER_PIECE_CHARS)
             cut = window.rfind(" ")
         if cut <= 0:
             cut = limit - 1  # no space at all: a hard cut is the only bounded option
-        pieces.append((start, start + cut + 1))
+        yield start, start + cut + 1
         start += cut + 1
-    pieces.append((start, end))
-    return pieces
+    yield start, end
 
 
 class SentenceSplitter:
@@ -200,8 +207,8 @@ class SentenceSplitter:
     def __init__(self) -> None:
         self._segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
 
-    def split(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
-        spans = []
+    def split(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Sentence spans of text[start:end], produced piece by piece (a huge paragraph streams)."""
         for piece_start, piece_end in _pieces(text, start, end):
             piece = text[piece_start:piece_end].replace("\n", " ")
             cursor = 0
@@ -216,8 +223,7 @@ class SentenceSplitter:
                 cursor = found + len(seg_text)
                 s, e = _strip_span(text, piece_start + found, piece_start + cursor)
                 if e > s:
-                    spans.append((s, e))
-        return spans
+                    yield s, e
 
 
 def _is_chapter_line(line: str) -> bool:

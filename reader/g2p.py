@@ -2,7 +2,8 @@
 
 The model (trained by `reader.training.g2p`) maps characters to one phoneme-or-blank
 distribution per frame (each character gets `upsample` frames); greedy CTC decoding keeps the
-best symbol per frame, collapses repeats and drops blanks. No torch at inference.
+best symbol per frame, collapses repeats and drops blanks, and a word's primary stress is
+made unique. No torch at inference.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class G2P:
         self.session = session
         self.metadata = metadata
         self.char_ids = {symbol: i + 1 for i, symbol in enumerate(metadata.input_symbols)}  # 0 is padding
+        self.output_ids = {symbol: i for i, symbol in enumerate(metadata.output_symbols)}
         # The same unknown word recurs throughout a book; None disables caching (evaluation).
         self.cache: dict[str, list[str]] | None = {} if cache else None
 
@@ -102,11 +104,30 @@ class G2P:
         return [result or self._spell(word) for word, result in zip(words, results)]
 
     def _decode(self, frame_log_probs: np.ndarray) -> list[str]:
-        """Greedy CTC: best symbol per frame, repeats collapsed, blanks (id 0) dropped."""
+        """Greedy CTC (best symbol per frame, repeats collapsed, blanks dropped), then one primary stress."""
         best = frame_log_probs.argmax(axis=-1)
-        keep = np.ones(len(best), dtype=bool)
-        keep[1:] = best[1:] != best[:-1]
-        return [self.metadata.output_symbols[i] for i in best[keep] if i != 0]
+        run_starts = np.flatnonzero(np.diff(best, prepend=-1))
+        run_ends = np.append(run_starts[1:], len(best))
+        runs = [(int(best[start]), start, end) for start, end in zip(run_starts, run_ends) if best[start] != 0]
+        phones = [self.metadata.output_symbols[symbol] for symbol, _, _ in runs]
+        primaries = [k for k, phone in enumerate(phones) if phone.endswith("1")]
+        vowels = [k for k, phone in enumerate(phones) if phone[-1].isdigit()]
+        if len(primaries) == 1 or not vowels:
+            return phones
+
+        # Nearly every CMUdict pronunciation has exactly one primary stress: give it to the vowel
+        # whose frames favour it most, and demote any other primary to secondary.
+        def primary_score(k: int) -> float:
+            _, start, end = runs[k]
+            return float(frame_log_probs[start:end, self.output_ids[phones[k][:-1] + "1"]].max())
+
+        chosen = max(primaries or vowels, key=primary_score)
+        for k in vowels:
+            if k == chosen:
+                phones[k] = phones[k][:-1] + "1"
+            elif k in primaries:
+                phones[k] = phones[k][:-1] + "2"
+        return phones
 
     def _spell(self, word: str) -> list[str]:
         """Fallback when the model outputs nothing: each letter or digit as cmudict says it alone."""
