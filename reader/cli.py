@@ -9,6 +9,7 @@ import sys
 from typing import Sequence, TextIO
 
 from .errors import ReaderError
+from .prosody_selection import DEFAULT_SELECTOR, SELECTORS
 
 ANALYSIS_SCHEMA_VERSION = 1
 
@@ -16,8 +17,9 @@ ANALYSIS_SCHEMA_VERSION = 1
 BREAK_MARKS = {0: "", 1: " |", 2: " ||", 3: " ||.", 4: " ||¶"}
 
 
-def sentence_json(sentence, chapter_title: str | None) -> dict:
-    """One sentence of `reader analyze --json` (schema: reader/data/analysis.schema.json)."""
+def sentence_json(sentence, chapter_title: str | None, prosody=None) -> dict:
+    """One sentence of `reader analyze --json` (schema: reader/data/analysis.schema.json); `prosody` is
+    the sentence's reader.prosody_selection.Selection when --prosody is given."""
     return {
         "version": ANALYSIS_SCHEMA_VERSION,
         "chapter": sentence.chapter,
@@ -41,10 +43,16 @@ def sentence_json(sentence, chapter_title: str | None) -> dict:
             }
             for w, brk, reset in zip(sentence.words, sentence.breaks, sentence.resets)
         ],
-    }
+    } | ({"prosody": prosody.as_json()} if prosody is not None else {})
 
 
-def format_sentence(index: int, sentence) -> str:
+def format_prosody(selection) -> str:
+    if selection.utterance is None:
+        return f"  prosody:   {selection.selector}: the voice's centroid"
+    return f"  prosody:   {selection.selector}: {selection.utterance.id} (similarity {selection.similarity:.3f}) {selection.utterance.text[:70]}"
+
+
+def format_sentence(index: int, sentence, prosody=None) -> str:
     """Human-readable analysis of one sentence."""
     plan = " ".join(
         f"{w.text}{BREAK_MARKS[int(b)]}{'^' if r and b < 3 else ''}"
@@ -59,6 +67,8 @@ def format_sentence(index: int, sentence) -> str:
         f"  distances: {' '.join(map(str, sentence.distances)) or '-'}",
         f"  phonemes:  {' . '.join(' '.join(w.phonemes) for w in sentence.words)}",
     ]
+    if prosody is not None:
+        lines.append(format_prosody(prosody))
     return "\n".join(lines)
 
 
@@ -68,19 +78,38 @@ def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
 
     text = read_input(args.file)
     analyzer = Analyzer(parser=args.parser, lexicon=args.lexicon)
+    reading = _prosody_selector(args.prosody, args.voice).reading() if args.prosody else None
     document = analyzer.split(text)
     count = 0
     for sentence in analyzer.iter_sentences(document):
         title = document.chapters[sentence.chapter].title
+        prosody = reading.select(sentence) if reading else None
         if args.json:
-            out.write(json.dumps(sentence_json(sentence, title), ensure_ascii=False) + "\n")
+            out.write(json.dumps(sentence_json(sentence, title, prosody), ensure_ascii=False) + "\n")
         else:
-            out.write(format_sentence(count + 1, sentence) + "\n\n")
+            out.write(format_sentence(count + 1, sentence, prosody) + "\n\n")
         count += 1
     if count == 0:
         name = "standard input" if args.file == "-" else args.file
         raise ReaderError(f"nothing speakable in {name}")
     return 0
+
+
+def _prosody_selector(method: str, voice: str | None):
+    """The selector `reader play` would use, without loading the vocoder (for `reader analyze --prosody`)."""
+    from runtime.acoustic import AcousticModel
+    from runtime.errors import RuntimeModelError
+
+    from .engine import DEFAULT_VOICE
+    from .paths import models_dir
+    from .prosody_selection import ProsodySelector
+
+    try:
+        acoustic = AcousticModel.load(models_dir() / "acoustic")
+        speaker = acoustic.speaker(voice or DEFAULT_VOICE)
+    except RuntimeModelError as exc:
+        raise ReaderError(str(exc)) from None
+    return ProsodySelector.load(method, models_dir(), acoustic, speaker)
 
 
 def _open_sink(output: str | None, sample_rate: int):
@@ -105,7 +134,7 @@ def _speak(args: argparse.Namespace, output: str | None, pace_seconds: float | N
     from .engine import Reader
 
     text = read_input(args.file)
-    reader = Reader(voice=args.voice, speed=args.speed, device=args.device, parser=args.parser, lexicon=args.lexicon)
+    reader = Reader(voice=args.voice, speed=args.speed, device=args.device, parser=args.parser, lexicon=args.lexicon, prosody=args.prosody)
 
     async def pump(sink) -> int:
         count = 0
@@ -145,7 +174,7 @@ def cmd_voices(args: argparse.Namespace, out: TextIO) -> int:
     except RuntimeModelError as exc:
         raise ReaderError(str(exc)) from None
     for speaker in model.speakers:
-        marks = [m for m, on in (("default", speaker.name == DEFAULT_VOICE), ("synthetic", speaker.synthetic)) if on]
+        marks = [m for m, on in (("default", speaker.name.lower() == DEFAULT_VOICE), ("synthetic", speaker.synthetic)) if on]
         out.write(f"{speaker.name}{'  (' + ', '.join(marks) + ')' if marks else ''}\n")
     return 0
 
@@ -172,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="one JSON object per sentence (JSON Lines)")
     analyze.add_argument("--parser", choices=["spacy", "stanza"], default="spacy", help="syntactic parser backend")
     analyze.add_argument("--lexicon", help="user pronunciation lexicon (default: ~/.config/reader/lexicon.txt if present)")
+    analyze.add_argument("--prosody", choices=SELECTORS, help="also show each sentence's selected acoustic embedding (needs the shipped models)")
+    analyze.add_argument("--voice", help="voice whose prosody bank --prosody searches (default: the default voice)")
     analyze.set_defaults(run=cmd_analyze)
 
     for name, help_text in (("play", "read a document aloud"), ("render", "render a document to an audio file")):
@@ -186,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         speak.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the models run")
         speak.add_argument("--parser", choices=["spacy", "stanza"], default="spacy", help="syntactic parser backend")
         speak.add_argument("--lexicon", help="user pronunciation lexicon")
+        speak.add_argument("--prosody", choices=SELECTORS, default=DEFAULT_SELECTOR, help="how each sentence's acoustic embedding is chosen")
         speak.set_defaults(run=cmd_play if name == "play" else cmd_render)
 
     voices = sub.add_parser("voices", help="list the shipped voices")

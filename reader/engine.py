@@ -18,6 +18,7 @@ from .errors import ModelError, ReaderError
 from .model_inputs import sentence_to_inputs
 from .paths import models_dir
 from .prosody import BreakLevel
+from .prosody_selection import DEFAULT_SELECTOR, SELECTORS, ProsodySelector
 
 DEFAULT_VOICE = "lj"
 
@@ -51,6 +52,7 @@ class Reader:
         lexicon: str | Path | None = None,
         threads: int = 0,
         models: Path | None = None,
+        prosody: str = DEFAULT_SELECTOR,
     ) -> None:
         from runtime.acoustic import AcousticModel
         from runtime.errors import RuntimeModelError
@@ -59,6 +61,8 @@ class Reader:
 
         if not 0.25 <= speed <= 4.0:
             raise ReaderError(f"speed {speed} is out of range: use a value between 0.25 and 4")
+        if prosody not in SELECTORS:
+            raise ReaderError(f"unknown prosody selector {prosody!r}: use one of {', '.join(SELECTORS)}")
         self.speed = speed
         folder = models or models_dir()
         options = SessionOptions(device=device, intra_op_threads=threads)
@@ -68,9 +72,11 @@ class Reader:
             self.speaker = self.acoustic.speaker(voice or DEFAULT_VOICE)
         except RuntimeModelError as exc:
             raise ModelError(str(exc)) from None
-        if self.vocoder.sample_rate != self.acoustic.sample_rate:
-            raise ModelError(f"vocoder ({self.vocoder.sample_rate} Hz) and acoustic model ({self.acoustic.sample_rate} Hz) do not match")
+        if self.vocoder.spec.features.sample_rate != self.acoustic.sample_rate:
+            raise ModelError(f"vocoder ({self.vocoder.spec.features.sample_rate} Hz) and acoustic model ({self.acoustic.sample_rate} Hz) do not match")
         self.analyzer = Analyzer(parser=parser, lexicon=lexicon)
+        # Per-sentence acoustic embedding (reader.prosody_selection); a bad bank falls back to the centroid.
+        self.prosody = ProsodySelector.load(prosody, folder, self.acoustic, self.speaker)
 
     @property
     def sample_rate(self) -> int:
@@ -79,8 +85,9 @@ class Reader:
     def voices(self) -> list[str]:
         return [s.name for s in self.acoustic.speakers]
 
-    def request(self, sentence: SentenceAnalysis):
-        """The synthesis request for one analysed sentence."""
+    def request(self, sentence: SentenceAnalysis, selection=None):
+        """The synthesis request for one analysed sentence (`selection`: its reader.prosody_selection
+        choice, made here without long-form memory if not given)."""
         from runtime.acoustic import TokenInputs
         from runtime.stream import SynthesisRequest
 
@@ -95,12 +102,14 @@ class Reader:
             frames_per_second = self.sample_rate / self.acoustic.hop_length
             pause_frames[np.flatnonzero(boundary)[-1]] = round(FINAL_PAUSE_SECONDS[final] * frames_per_second)
         tokens = TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
-        return SynthesisRequest(tokens, inputs.word_indices, levels, pause_frames, self.speaker, None, self.speed, sentence)
+        embedding = (selection or self.prosody.select(sentence)).embedding
+        return SynthesisRequest(tokens, inputs.word_indices, levels, pause_frames, self.speaker, embedding, self.speed, sentence)
 
     def requests(self, text: str) -> Iterator:
         document = self.analyzer.split(text)
+        reading = self.prosody.reading()  # the long-form rule's memory, per document
         for sentence in self.analyzer.iter_sentences(document):
-            yield self.request(sentence)
+            yield self.request(sentence, reading.select(sentence))
 
     async def stream(self, text: str, pace_seconds: float | None = None) -> AsyncIterator:
         """Audio chunks (runtime.stream.AudioChunk) as they are synthesised; the analysis of the next

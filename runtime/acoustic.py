@@ -101,7 +101,7 @@ class AcousticModel:
 
     def speaker(self, name: str) -> Speaker:
         for s in self.speakers:
-            if s.name == name:
+            if s.name.lower() == name.lower():  # voice names are not case-sensitive
                 return s
         raise RuntimeModelError(f"unknown voice {name!r}; available: {', '.join(s.name for s in self.speakers)}")
 

@@ -151,7 +151,7 @@ class StreamingSynthesizer:
                     words = tuple(t for t in timings if lo * seconds_per_frame + offset <= t.start < hi * seconds_per_frame + offset)
                     yield AudioChunk(samples, self.sample_rate, start, index, request.tag, words, last)
                 index += 1
-            tail = vocoder_stream.flush()
+            tail = vocoder_stream.finish()
             if len(tail):
                 yield AudioChunk(tail, self.sample_rate, produced / self.sample_rate, index - 1, None, (), True)
             await producer

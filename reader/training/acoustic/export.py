@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -103,10 +104,14 @@ COPYCAT_INPUTS = ("log_mel", *TOKEN_INPUTS, "speaker_id", "durations")
 
 
 def _export(module: nn.Module, inputs: dict, input_names, output_names, dynamic_axes, path: Path) -> None:
-    torch.onnx.export(
-        module, tuple(inputs[name] for name in input_names), str(path), input_names=list(input_names),
-        output_names=list(output_names), dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
-    )  # fmt: skip
+    # The TorchScript exporter (dynamo=False) on purpose: the frame count is data-dependent (the sum of
+    # the durations), which it traces into an ONNX Range; torch.export would need unbacked-size hints.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module, tuple(inputs[name] for name in input_names), str(path), input_names=list(input_names),
+            output_names=list(output_names), dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
 
 
 def export_onnx(model: AcousticModel, out_dir: Path) -> dict[str, Path]:

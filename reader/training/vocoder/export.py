@@ -1,0 +1,139 @@
+"""Export a trained vocoder checkpoint to ONNX for runtime/vocoder.py, with a manifest.
+
+    python -m reader.training.vocoder.export --config configs/vocoder.toml   # the run's best.pt
+    python -m reader.training.vocoder.export --checkpoint path/to/checkpoint.pt --out-dir some/folder
+
+writes to exported_models/vocoder/ (reader.paths.models_dir()):
+- vocoder.onnx: log_mel float32 (1, T, 80) -> real, imag float32 (1, T, 513), any T (opset 17).
+- manifest.json: format version, sample rate and feature settings, receptive field (for streaming),
+  architecture, training data and steps, hardware; benchmarks/vocoder_copy_synthesis.py adds the
+  copy-synthesis evaluation figures under "evaluation".
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from reader.paths import models_dir
+from runtime.features import FeatureSettings
+from runtime.vocoder import FORMAT_VERSION, MANIFEST_NAME
+
+from .model import ModelConfig, VocoderGenerator, count_parameters
+from .train import BEST_NAME, Config, load_config, resolve_run_dir
+
+OPSET = 17
+GRAPH_NAME = "vocoder.onnx"
+
+
+class SpectraGraph(nn.Module):
+    """The exported part: the generator up to the per-frame STFT (the overlap-add runs in numpy)."""
+
+    def __init__(self, model: VocoderGenerator):
+        super().__init__()
+        self.model = model
+
+    def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model(log_mel)
+
+
+def load_generator(checkpoint_path: Path) -> tuple[VocoderGenerator, dict]:
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    model = VocoderGenerator(ModelConfig(**state["config"]["model"]))
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
+def export_onnx(model: VocoderGenerator, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.randn(1, 50, model.config.n_mels) - 4.0
+    # The TorchScript exporter (dynamo=False): the graph is plain convolutions, it traces exactly, and
+    # dynamic_axes is all the frame count needs.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            SpectraGraph(model), (example,), str(path), input_names=["log_mel"], output_names=["real", "imag"],
+            dynamic_axes={"log_mel": {1: "frames"}, "real": {1: "frames"}, "imag": {1: "frames"}},
+            opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
+
+
+def write_manifest(model: VocoderGenerator, state: dict, graph_path: Path) -> Path:
+    config = Config.from_dict(state["config"])
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "graph": graph_path.name,
+        "graph_sha256": hashlib.sha256(graph_path.read_bytes()).hexdigest(),
+        "sample_rate": FeatureSettings().sample_rate,
+        "features": asdict(FeatureSettings()),
+        "feature_function": "runtime.features.log_mel_spectrogram (natural-log mel magnitudes, floor 1e-5)",
+        "receptive_field_frames": model.config.receptive_field_frames,
+        "io": {
+            "log_mel": "float32 (1, T, n_mels)",
+            "real, imag": "float32 (1, T, n_fft // 2 + 1): STFT of frame i centred on sample i * hop; "
+            "runtime.vocoder does the inverse FFT, periodic-Hann weighted overlap-add, T * hop samples",
+        },
+        "architecture": {
+            "type": "Vocos-style ConvNeXt generator predicting per-frame log-magnitude and phase (iSTFT head)",
+            "config": asdict(model.config),
+            "parameters": count_parameters(model),
+        },
+        "training": {
+            "corpora": config.data.corpora,
+            "split": "train",
+            "clips": state["training_clips"],
+            "segment_frames": config.data.segment_frames,
+            "batch_size": config.data.batch_size,
+            "steps": state["step"],
+            "losses": {**asdict(config.losses), "adversarial": "none"},
+            "valid_mel_l1": state["best_valid_mel_l1"],
+            "hardware": state["hardware"],
+        },
+    }
+    manifest_path = graph_path.parent / MANIFEST_NAME
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest_path
+
+
+def max_difference_to_torch(model: VocoderGenerator, graph_path: Path, n_frames: int = 173) -> float:
+    """Largest |ONNX - torch| over real and imag on a random mel (a check that the export is faithful)."""
+    import onnxruntime as ort
+
+    log_mel = (torch.randn(1, n_frames, model.config.n_mels) - 4.0).numpy()
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(torch.from_numpy(log_mel))]
+    session = ort.InferenceSession(str(graph_path), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"log_mel": log_mel})
+    return float(max(np.abs(a - e).max() for a, e in zip(actual, expected)))
+
+
+def export(checkpoint_path: Path, out_dir: Path) -> Path:
+    model, state = load_generator(checkpoint_path)
+    graph_path = out_dir / GRAPH_NAME
+    export_onnx(model, graph_path)
+    manifest_path = write_manifest(model, state, graph_path)
+    print(f"exported step {state['step']} of {checkpoint_path} to {out_dir} (max |onnx - torch| = {max_difference_to_torch(model, graph_path):.2e})")
+    return manifest_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="training config: export the best checkpoint of its run folder")
+    source.add_argument("--checkpoint", help="a checkpoint file (checkpoint.pt or best.pt)")
+    parser.add_argument("--out-dir", help="default: <models_dir>/vocoder")
+    args = parser.parse_args(argv)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else resolve_run_dir(load_config(args.config).train.run_dir) / BEST_NAME
+    export(checkpoint, Path(args.out_dir) if args.out_dir else models_dir() / "vocoder")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Train the vocoder from a TOML config; resumable from the run folder's latest checkpoint.
+
+    python -m reader.training.vocoder.train --config configs/vocoder.toml
+
+The run folder (relative paths are under cache_dir()/vocoder/, never in the repository) holds
+`checkpoint.pt` (latest, written atomically; a rerun resumes from it), `best.pt` (lowest valid mel
+L1 so far: what export.py ships) and `log.jsonl` (losses per logged step, valid score per checkpoint).
+
+Choices made here:
+- No discriminator: on two shared CPU cores and ~1 h of training a GAN's extra networks would halve
+  the generator's steps, and adversarial training needs far more steps to pay off. Spectral losses
+  alone give intelligible, somewhat buzzy speech; a GAN fine-tune is the next step (see the report).
+- AdamW (lr 1e-3, betas 0.8/0.99 as HiFi-GAN/Vocos), linear warm-up, cosine decay to 10% at `steps`.
+- Validation = log-mel L1 between whole valid clips vocoded and their recordings: the figure that
+  tracks copy-synthesis quality, used to pick the checkpoint to export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reader.paths import cache_dir
+from runtime.features import FeatureSettings
+
+from .data import Clip, DataConfig, SegmentSampler, load_clips
+from .losses import LossConfig, SpectralLosses
+from .model import ModelConfig, VocoderGenerator, check_feature_settings, count_parameters
+
+CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"
+LOG_NAME = "log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str = "runs/vocoder"
+    steps: int = 10000
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    final_learning_rate_fraction: float = 0.1
+    gradient_clip: float = 10.0
+    seed: int = 1234
+    threads: int = 1
+    log_every_steps: int = 25
+    checkpoint_every_minutes: float = 4.0
+    checkpoint_every_steps: int = 0  # 0: by time only
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def as_dict(self) -> dict:
+        return {name: asdict(getattr(self, name)) for name in ("data", "model", "losses", "train")}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Config:
+        def build(section_class, values: dict):
+            unknown = set(values) - {f.name for f in fields(section_class)}
+            if unknown:
+                raise ValueError(f"unknown {section_class.__name__} settings: {sorted(unknown)}")
+            return section_class(**values)
+
+        sections = {"data": DataConfig, "model": ModelConfig, "losses": LossConfig, "train": TrainConfig}
+        unknown = set(raw) - set(sections)
+        if unknown:
+            raise ValueError(f"unknown config tables: {sorted(unknown)}")
+        return cls(**{name: build(section, raw.get(name, {})) for name, section in sections.items()})
+
+
+def load_config(path: str | Path) -> Config:
+    with open(path, "rb") as handle:
+        return Config.from_dict(tomllib.load(handle))
+
+
+def resolve_run_dir(run_dir: str) -> Path:
+    path = Path(run_dir)
+    return path if path.is_absolute() else cache_dir() / "vocoder" / path
+
+
+def learning_rate_at(step: int, config: TrainConfig) -> float:
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    floor = config.final_learning_rate_fraction
+    return config.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def hardware_description() -> str:
+    return f"{platform.machine()} x{os.cpu_count()} cpus (1 thread), torch {torch.__version__}"
+
+
+@torch.no_grad()
+def validation_mel_l1(model: VocoderGenerator, losses: SpectralLosses, clips: list[Clip]) -> float:
+    """Mean log-mel L1 of whole valid clips vocoded from their mels against the recordings."""
+    model.eval()
+    scores = []
+    for clip in clips:
+        generated = model.waveform(torch.from_numpy(clip.log_mel)[None])
+        target = torch.from_numpy(clip.audio[: generated.shape[1]])[None]
+        scores.append((losses.log_mel(generated[:, : target.shape[1]]) - losses.log_mel(target)).abs().mean().item())
+    model.train()
+    return float(np.mean(scores))
+
+
+def save_checkpoint(path: Path, model, optimizer, step: int, rng: np.random.Generator, config: Config, training_clips: int, best_valid: float) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "numpy_rng": rng.bit_generator.state,
+        "config": config.as_dict(),
+        "training_clips": training_clips,
+        "best_valid_mel_l1": best_valid,
+        "hardware": hardware_description(),
+    }
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def train(config: Config, max_steps: int | None = None) -> Path:
+    """Runs (or resumes) training; returns the run folder. max_steps caps this call (tests)."""
+    torch.set_num_threads(config.train.threads)
+    torch.manual_seed(config.train.seed)
+    settings = FeatureSettings()
+    check_feature_settings(config.model, settings)
+    run_dir = resolve_run_dir(config.train.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+
+    clips = load_clips(config.data, "train", settings)
+    valid_clips = load_clips(config.data, "valid", settings)
+    sampler = SegmentSampler(clips, config.data, settings)
+    model = VocoderGenerator(config.model)
+    losses = SpectralLosses(config.losses, settings)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.learning_rate, betas=(0.8, 0.99))
+    rng = np.random.default_rng(config.train.seed)
+    step, best_valid = 0, math.inf
+    if checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best_valid = state["step"], state["best_valid_mel_l1"]
+        rng.bit_generator.state = state["numpy_rng"]
+        print(f"resumed from {checkpoint_path} at step {step}", flush=True)
+    else:
+        print(f"training {count_parameters(model):,} parameters on {len(sampler.clips)} clips, receptive field ±{config.model.receptive_field_frames} frames", flush=True)
+
+    stop_at = config.train.steps if max_steps is None else min(config.train.steps, step + max_steps)
+    last_checkpoint_time = step_started = time.monotonic()
+    with open(run_dir / LOG_NAME, "a", encoding="utf-8") as log_file:
+
+        def log(record: dict) -> None:
+            print(json.dumps(record), flush=True)
+            log_file.write(json.dumps(record) + "\n")
+            log_file.flush()
+
+        while step < stop_at:
+            batch = sampler.sample(rng)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at(step, config.train)
+            values = losses(model.waveform(batch.log_mel), batch.audio)
+            total = losses.total(values)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            gradient_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.gradient_clip)
+            optimizer.step()
+            step += 1
+
+            if step % config.train.log_every_steps == 0 or step == stop_at:
+                seconds_per_step = (time.monotonic() - step_started) / config.train.log_every_steps
+                log({"step": step, "total": round(total.item(), 5), **{k: round(v.item(), 5) for k, v in values.items()}, "grad_norm": round(gradient_norm.item(), 3), "lr": optimizer.param_groups[0]["lr"], "s_per_step": round(seconds_per_step, 3), "time": time.time()})
+                step_started = time.monotonic()
+            due_by_time = time.monotonic() - last_checkpoint_time > 60 * config.train.checkpoint_every_minutes
+            due_by_steps = config.train.checkpoint_every_steps and step % config.train.checkpoint_every_steps == 0
+            if due_by_time or due_by_steps or step == stop_at:
+                valid = validation_mel_l1(model, losses, valid_clips) if valid_clips else math.inf
+                improved = valid < best_valid
+                best_valid = min(best_valid, valid)
+                save_checkpoint(checkpoint_path, model, optimizer, step, rng, config, len(sampler.clips), best_valid)
+                if improved or not (run_dir / BEST_NAME).is_file():
+                    save_checkpoint(run_dir / BEST_NAME, model, optimizer, step, rng, config, len(sampler.clips), best_valid)
+                log({"step": step, "checkpoint": str(checkpoint_path), "valid_mel_l1": round(valid, 5), "best": improved})
+                last_checkpoint_time = time.monotonic()
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="TOML file with [data], [model], [losses], [train] tables")
+    parser.add_argument("--run-dir", help="override [train] run_dir (checkpoint and log folder)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many more steps (the config's total still caps)")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    if args.run_dir:
+        config.train.run_dir = args.run_dir
+    train(config, args.max_steps)
+
+
+if __name__ == "__main__":
+    main()
