@@ -19,7 +19,6 @@ Choices the papers leave open, made here:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -37,6 +36,7 @@ from reader.paths import PROJECT_ROOT
 
 from .data import DataConfig, Example, FeatureCache, NormalisationStats, build_examples, collate, length_bucketed_batches, read_manifest
 from .model import AcousticModel, ModelConfig, count_parameters
+from ..cli import run_training
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
@@ -278,15 +278,7 @@ def train(config: Config, max_steps: int | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="TOML file with [data], [model], [train] tables")
-    parser.add_argument("--run-dir", help="override [train] run_dir (checkpoint and log folder)")
-    parser.add_argument("--max-steps", type=int, help="stop after this many more steps (the config's total still caps)")
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
-    if args.run_dir:
-        config.train.run_dir = args.run_dir
-    train(config, args.max_steps)
+    run_training(__doc__.split("\n")[0], "[data], [model], [train]", load_config, train, argv)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Choices made here:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -36,6 +35,7 @@ from runtime.features import FeatureSettings
 from .data import Clip, DataConfig, SegmentSampler, load_clips
 from .losses import LossConfig, SpectralLosses
 from .model import ModelConfig, VocoderGenerator, check_feature_settings, count_parameters
+from ..cli import run_training
 
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"
@@ -201,15 +201,7 @@ def train(config: Config, max_steps: int | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="TOML file with [data], [model], [losses], [train] tables")
-    parser.add_argument("--run-dir", help="override [train] run_dir (checkpoint and log folder)")
-    parser.add_argument("--max-steps", type=int, help="stop after this many more steps (the config's total still caps)")
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
-    if args.run_dir:
-        config.train.run_dir = args.run_dir
-    train(config, args.max_steps)
+    run_training(__doc__.split("\n")[0], "[data], [model], [losses], [train]", load_config, train, argv)
 
 
 if __name__ == "__main__":
