@@ -100,6 +100,10 @@ class FileSink(AudioSink):
     def close(self) -> None:
         try:
             self._file.close()
+            # mkstemp makes the file private (0600); the finished file gets the user's usual permissions.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._tmp, 0o666 & ~umask)
             os.replace(self._tmp, self.path)
         except Exception as exc:
             self._tmp.unlink(missing_ok=True)

@@ -100,3 +100,13 @@ def test_no_audio_device_is_a_clear_error(tmp_path):
         """,
     )
     assert "ERROR: no audio output device" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_finished_file_gets_the_users_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with FileSink(SR, tmp_path / "out.wav") as sink:
+            sink.write(tone())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o644
