@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from runtime.sinks import AudioSinkError, FileSink, RawPCMSink, SoundDeviceSink, to_pcm16
+from runtime.sinks import AudioSinkError, FileSink, RawPCMSink, to_pcm16
 
 SR = 22050
 
