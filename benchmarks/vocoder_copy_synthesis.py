@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import parselmouth
 import soundfile as sf
 import soxr
 
@@ -42,9 +41,9 @@ from runtime.features import LOG_FLOOR, FeatureSettings, log_mel_spectrogram, ma
 from runtime.session import SessionOptions  # noqa: E402
 from runtime.vocoder import MANIFEST_NAME, Vocoder  # noqa: E402
 
+from common import CORPORA, praat_pitch, test_clips  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
-CORPORA = ("ljspeech_longform", "kathleen_arctic")
-F0_FLOOR_HZ, F0_CEILING_HZ = 65.0, 600.0
 DNSMOS_RATE = 16000
 DNSMOS_WINDOW = 144160  # 9.01 s at 16 kHz
 WHISPER_RATE = 16000
@@ -65,16 +64,6 @@ class ClipScores:
     dnsmos_vocoded: list[float]
 
 
-def test_clips(root: Path) -> list[tuple[str, str, str, Path]]:
-    """(corpus, id, transcript, audio path) of every test clip."""
-    splits = json.loads((root / "splits.json").read_text(encoding="utf-8"))
-    clips = []
-    for corpus in CORPORA:
-        texts = dict(line.split("|", 2)[0::2] for line in (root / corpus / "metadata.csv").read_text(encoding="utf-8").splitlines() if line.strip())
-        clips += [(corpus, clip_id, texts[clip_id], root / corpus / "wavs" / f"{clip_id}.flac") for clip_id in splits[corpus]["test"]]
-    return clips
-
-
 def normalise_words(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split())
 
@@ -86,8 +75,7 @@ def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray) -> float:
 
 
 def f0_track(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    pitch = parselmouth.Sound(audio.astype(np.float64), sample_rate).to_pitch_ac(time_step=0.01, pitch_floor=F0_FLOOR_HZ, pitch_ceiling=F0_CEILING_HZ)
-    return pitch.selected_array["frequency"]
+    return praat_pitch(audio, sample_rate, time_step=0.01)[1]
 
 
 def f0_errors(reference: np.ndarray, degraded: np.ndarray, sample_rate: int) -> tuple[float | None, float]:

@@ -130,7 +130,7 @@ class AcousticModel:
         return AcousticOutput(mel=mel[0], durations=durations[0].astype(np.int64), f0=f0[0])
 
     def encoder(self, name: str):
-        """The 'utterance_encoder' or 'copycat_encoder' session, loaded on first use."""
+        """The session of a reference graph ('utterance_encoder', 'copycat_encoder', 'aligner'), loaded on first use."""
         if name not in self._encoders:
             self._encoders[name] = load_session(self.folder / self.manifest["files"][name]["file"], self.options)
         return self._encoders[name]

@@ -121,30 +121,59 @@ def test_two_process_gloo_training(tmp_path):
 
 
 @needs_data
-def test_onnx_export_matches_torch_on_a_real_clip(tiny_run, tmp_path):
-    import soundfile as sf
+def test_a_fine_tune_takes_every_weight_but_the_reinitialised_ones(tiny_run):
+    from reader.training.acoustic.data import NormalisationStats
+    from reader.training.acoustic.model import AcousticModel, ModelConfig
+    from reader.training.acoustic.train import initialise_from
 
-    from reader.analysis import Analyzer
-    from reader.model_inputs import transcript_to_inputs
-    from reader.training.acoustic.export import COPYCAT_INPUTS, TEXT_TO_MEL_INPUTS, export_onnx, load_model, write_manifest
-    from runtime.features import log_mel_spectrogram
-    from runtime.session import load_session
+    root, _, parent = tiny_run
+    torch.manual_seed(0)
+    model = AcousticModel(ModelConfig(**parent["config"]["model"]), NormalisationStats(**parent["stats"]))
+    lineage = initialise_from(model, root / "run" / "checkpoint.pt", ["utterance_encoder."], "cpu")
+    assert lineage[-1]["steps"] == 6
+    for name, value in model.named_parameters():
+        assert torch.equal(value, parent["model"][name]) != name.startswith("utterance_encoder."), name
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_run, tmp_path_factory):
+    """The tiny run's checkpoint exported: (torch model, ONNX paths by graph name, manifest)."""
+    from reader.training.acoustic.export import export_onnx, load_model, write_manifest
 
     root, _, _ = tiny_run
+    out_dir = tmp_path_factory.mktemp("export")
     model, state = load_model(root / "run" / "checkpoint.pt")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("READER_CACHE_DIR", str(root / "cache"))
-        paths = export_onnx(model, tmp_path)
-        manifest = json.loads(write_manifest(model, state, paths, tmp_path).read_text())
+        paths = export_onnx(model, out_dir)
+        manifest = json.loads(write_manifest(model, state, paths, out_dir).read_text())
+    return model, paths, manifest
+
+
+@pytest.fixture(scope="module")
+def real_clip():
+    """A real utterance (a valid-split clip, never trained on by the tiny config): its text and (1, T, 80) mel."""
+    import soundfile as sf
+
+    from runtime.features import log_mel_spectrogram
+
+    audio, _ = sf.read(str(data_dir() / "kathleen_arctic" / "wavs" / "arctic_b0470.flac"), dtype="float32")
+    return "The very thing, Ernest agreed.", log_mel_spectrogram(audio)[None]
+
+
+@needs_data
+def test_onnx_export_matches_torch_on_a_real_clip(tiny_export, real_clip, analyzer):
+    from reader.model_inputs import transcript_to_inputs
+    from reader.training.acoustic.export import COPYCAT_INPUTS, TEXT_TO_MEL_INPUTS
+    from runtime.session import load_session
+
+    model, paths, manifest = tiny_export
     assert manifest["sample_rate"] == 22050 and manifest["opset"] >= 17
     assert [s["synthetic"] for s in manifest["speakers"]] == [False, False]
     assert manifest["training"]["steps"] == 6
 
-    # A real utterance (a valid-split clip, never trained on by the tiny config): its text and mel.
-    text = "The very thing, Ernest agreed."
-    audio, _ = sf.read(str(data_dir() / "kathleen_arctic" / "wavs" / "arctic_b0470.flac"), dtype="float32")
-    log_mel = log_mel_spectrogram(audio)[None]
-    inputs = transcript_to_inputs(text, Analyzer())
+    text, log_mel = real_clip
+    inputs = transcript_to_inputs(text, analyzer)
     n_tokens = len(inputs)
     rng = np.random.default_rng(0)
     tokens = {name: getattr(inputs, name)[None] for name in ("symbol_ids", "stress_ids", "word_position_ids", "break_ids")}
@@ -182,3 +211,28 @@ def test_onnx_export_matches_torch_on_a_real_clip(tiny_run, tmp_path):
         np.testing.assert_allclose(f0, torch_f0, rtol=1e-3)
     np.testing.assert_array_equal(frames[some > 0], durations[some > 0])
     np.testing.assert_allclose(f0[some > 0], 180.0, rtol=1e-3)
+
+
+@needs_data
+def test_aligner_onnx_matches_torch_and_runtime_alignment(tiny_export, real_clip, analyzer):
+    from reader.model_inputs import transcript_to_inputs
+    from reader.training.acoustic.export import ALIGNER_INPUTS, AlignerGraph
+    from runtime.acoustic import AcousticModel, TokenInputs
+    from runtime.aligner import RuntimeAligner
+
+    model, paths, manifest = tiny_export
+    assert manifest["files"]["aligner"]["sha256"] and manifest["aligner"]["calibration"]["clips"] == 6
+    text, log_mel = real_clip
+    inputs = transcript_to_inputs(text, analyzer)
+    tokens = TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
+    aligner = RuntimeAligner(AcousticModel.load(paths["aligner"].parent))
+    log_probs = aligner.log_probs(tokens, log_mel[0])
+    with torch.no_grad():
+        torch_log_probs = AlignerGraph(model)(*[torch.from_numpy({**tokens.feeds(), "log_mel": log_mel}[name]) for name in ALIGNER_INPUTS])
+    assert log_probs.shape == (log_mel.shape[1], len(inputs))
+    np.testing.assert_allclose(log_probs, torch_log_probs[0].numpy(), atol=1e-3)
+    # The runtime's path is training's MAS over torch's log-probabilities.
+    alignment = aligner.align(tokens, log_mel[0])
+    expected = monotonic_alignment_search(torch_log_probs.numpy(), np.array([len(inputs)]), np.array([log_mel.shape[1]]))[0]
+    np.testing.assert_array_equal(alignment.durations, expected)
+    assert alignment.durations.sum() == log_mel.shape[1] and alignment.durations.min() >= 1 and np.isfinite(alignment.cost)

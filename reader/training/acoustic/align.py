@@ -4,61 +4,41 @@ The unsupervised aligner of RAD-TTS ("One TTS Alignment To Rule Them All", Badla
 a soft alignment (frames attending over tokens, L2 distance between learned keys and queries, plus a
 beta-binomial prior that favours the diagonal) trained with a CTC-style forward-sum loss over all
 monotonic paths; the hard durations used everywhere else are its most likely monotonic path (MAS,
-as in Glow-TTS), found here in numpy vectorised over the batch and the tokens.
+as in Glow-TTS), found in numpy by runtime.aligner, which also aligns real recordings at run time.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+
+from runtime.aligner import monotonic_alignment_search  # noqa: F401  (training's durations; re-exported for model.py)
 
 MASKED_LOG_PROB = -1e4  # finite stand-in for log 0: -inf turns into NaN in the CTC and softmax gradients
 
 
-def monotonic_alignment_search(log_probs: np.ndarray, text_lengths: np.ndarray, frame_lengths: np.ndarray) -> np.ndarray:
-    """(B, N) int64 durations of the best monotonic path through (B, T, N) frame-by-token log-probs.
-
-    The path starts at (frame 0, token 0), ends at (last frame, last token), and at each frame either
-    stays on its token or moves to the next one, so every token gets at least one frame (needs T >= N).
-    """
-    batch, max_frames, max_tokens = log_probs.shape
-    token_index = np.arange(max_tokens)
-    log_probs = np.where(token_index[None, None, :] < text_lengths[:, None, None], log_probs, -np.inf)
-    best = np.full((batch, max_tokens), -np.inf)
-    best[:, 0] = log_probs[:, 0, 0]
-    moved_here = np.zeros((batch, max_frames, max_tokens), dtype=bool)  # came from token i-1 at frame t-1
-    minus_inf_column = np.full((batch, 1), -np.inf)
-    for t in range(1, max_frames):
-        from_previous_token = np.concatenate([minus_inf_column, best[:, :-1]], axis=1)
-        moved_here[:, t] = from_previous_token > best
-        best = np.maximum(from_previous_token, best) + log_probs[:, t]
-
-    durations = np.zeros((batch, max_tokens), dtype=np.int64)
-    rows = np.arange(batch)
-    current = np.asarray(text_lengths, dtype=np.int64) - 1
-    for t in range(max_frames - 1, -1, -1):
-        active = t < frame_lengths
-        durations[rows[active], current[active]] += 1
-        current = current - (active & moved_here[rows, t, current])
-    return durations
-
-
-def log_beta_binomial_prior(text_lengths: torch.Tensor, frame_lengths: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+def log_beta_binomial_prior(text_lengths: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
     """(B, T, N) log of RAD-TTS's beta-binomial alignment prior: frame t of T favours token ~ t/T * N.
 
-    Padding positions get MASKED_LOG_PROB.
+    Padding positions get MASKED_LOG_PROB. With RAD-TTS's scale of 1, every argument of the Gamma
+    functions is a whole number, so log Gamma(m) = log (m-1)! is read from a table of log factorials:
+    exact, and exportable to ONNX, which has no lgamma. Lengths stay tensors so that a traced graph
+    keeps them dynamic.
     """
-    max_tokens, max_frames = int(text_lengths.max()), int(frame_lengths.max())
-    n = (text_lengths - 1).to(torch.float64)[:, None, None]  # binomial trials: tokens 0..N-1
-    k = torch.arange(max_tokens, dtype=torch.float64)[None, None, :]
-    t = torch.arange(1, max_frames + 1, dtype=torch.float64)[None, :, None]
-    alpha = scale * t
-    beta = scale * (frame_lengths.to(torch.float64)[:, None, None] - t + 1)
-    log_beta = lambda a, b: torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)  # noqa: E731
-    log_choose = torch.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma((n - k).clamp(min=0) + 1)
-    log_prior = log_choose + log_beta(k + alpha, (n - k).clamp(min=0) + beta.clamp(min=1e-3)) - log_beta(alpha, beta.clamp(min=1e-3))
-    valid = (k < n + 1) & (t <= frame_lengths[:, None, None])
+    device = text_lengths.device
+    max_tokens, max_frames = text_lengths.max(), frame_lengths.max()
+    n = (text_lengths - 1)[:, None, None]  # binomial trials: tokens 0..N-1
+    k = torch.arange(max_tokens, device=device)[None, None, :]
+    t = torch.arange(1, max_frames + 1, device=device)[None, :, None]
+    # alpha = t, beta = T - t + 1 (>= 1 on valid frames; padding frames are clamped, then masked)
+    beta = (frame_lengths[:, None, None] - t + 1).clamp(min=1)
+    rest = (n - k).clamp(min=0)
+    log_factorial = F.pad(torch.cumsum(torch.log(torch.arange(1, max_tokens + max_frames + 1, dtype=torch.float64, device=device)), 0), (1, 0))
+    log_gamma = lambda m: log_factorial[m - 1]  # noqa: E731
+    log_beta = lambda a, b: log_gamma(a) + log_gamma(b) - log_gamma(a + b)  # noqa: E731
+    log_choose = log_gamma(n + 1) - log_gamma(k + 1) - log_gamma(rest + 1)
+    log_prior = log_choose + log_beta(k + t, rest + beta) - log_beta(t, beta)
+    valid = (k <= n) & (t <= frame_lengths[:, None, None])
     return torch.where(valid, log_prior, torch.full_like(log_prior, MASKED_LOG_PROB)).to(torch.float32)
 
 

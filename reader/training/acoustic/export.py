@@ -7,6 +7,9 @@ writes to exported_models/acoustic/ (reader.paths.models_dir()):
   durations, F0. ONNX has no optional inputs, so "not given" is a sentinel (see INPUT_CONVENTIONS).
 - utterance_encoder.onnx: reference log-mel -> utterance embedding (VAE posterior mean).
 - copycat_encoder.onnx: reference log-mel + its token features, speaker and token durations -> codes.
+- aligner.onnx: token features + a recording's log-mel -> alignment log-probabilities, for forced
+  alignment at run time (runtime/aligner.py); the manifest's `aligner` section holds the
+  transcript-mismatch threshold, calibrated here on the valid clips.
 - manifest.json: format version, features, symbol table, speakers (with per-speaker centroids of the
   utterance embedding, the default for plain TTS), training data and steps, hardware, I/O conventions.
 All graphs take a batch of one with any number of tokens and frames (opset 17).
@@ -29,7 +32,7 @@ from reader.model_inputs import SYMBOLS
 from reader.paths import models_dir
 from runtime.features import FeatureSettings
 
-from .data import DataConfig, FeatureCache, NormalisationStats, read_manifest
+from .data import DataConfig, FeatureCache, NormalisationStats, build_examples, read_manifest
 from .model import AcousticModel, ModelConfig
 
 FORMAT_VERSION = 1
@@ -44,6 +47,7 @@ INPUT_CONVENTIONS = {
     "f0_override": "float32 (1, N) Hz: > 0 replaces the predicted token F0, <= 0 (use 0) = predict",
     "outputs": "mel float32 (1, T, n_mels) natural-log mel; durations int64 (1, N) frames; f0 float32 (1, N) Hz per token",
     "copycat_encoder.durations": "int64 (1, N) frames per token of the reference, summing to its frame count (from forced alignment)",
+    "aligner": "token arrays (1, N) + log_mel (1, T, n_mels) -> log_probs (1, T, N) (soft alignment + prior); durations by monotonic alignment search (runtime/aligner.py)",
 }
 
 
@@ -74,6 +78,22 @@ class CopyCatGraph(nn.Module):
         return self.model.reference_prosody_codes(*inputs)
 
 
+class AlignerGraph(nn.Module):
+    """Token features + a recording's log-mel -> (1, T, N) alignment log-probabilities (the trained soft
+    alignment plus its beta-binomial prior), for forced alignment of real recordings at run time."""
+
+    def __init__(self, model: AcousticModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, symbol_ids, stress_ids, word_position_ids, break_ids, log_mel):
+        embeddings = self.model.embedding(symbol_ids, stress_ids, word_position_ids, break_ids)
+        # Lengths computed from the inputs (not read as Python ints) so that they stay dynamic in the graph.
+        text_lengths = torch.ones_like(symbol_ids).sum(1)
+        frame_lengths = torch.ones_like(log_mel[..., 0], dtype=torch.long).sum(1)
+        return self.model.aligner(embeddings, log_mel, text_lengths, frame_lengths)
+
+
 def load_model(checkpoint_path: str | Path) -> tuple[AcousticModel, dict]:
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
     model = AcousticModel(ModelConfig(**state["config"]["model"]), NormalisationStats(**state["stats"]))
@@ -101,6 +121,8 @@ def example_inputs(model: AcousticModel, n_tokens: int = 12, n_frames: int = 60)
 
 TEXT_TO_MEL_INPUTS = (*TOKEN_INPUTS, "speaker_id", "utterance_embedding", "prosody_codes", "prosody_code_mask", "duration_override", "f0_override")
 COPYCAT_INPUTS = ("log_mel", *TOKEN_INPUTS, "speaker_id", "durations")
+ALIGNER_INPUTS = (*TOKEN_INPUTS, "log_mel")
+ALIGNER_OUTPUTS = ("log_probs",)
 
 
 def _export(module: nn.Module, inputs: dict, input_names, output_names, dynamic_axes, path: Path) -> None:
@@ -115,11 +137,11 @@ def _export(module: nn.Module, inputs: dict, input_names, output_names, dynamic_
 
 
 def export_onnx(model: AcousticModel, out_dir: Path) -> dict[str, Path]:
-    """The three graphs under out_dir; returns their paths by name."""
+    """The four graphs under out_dir; returns their paths by name."""
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs = example_inputs(model)
     token_axes = {name: {1: "tokens"} for name in (*TOKEN_INPUTS, "prosody_codes", "prosody_code_mask", "duration_override", "f0_override", "durations")}
-    paths = {name: out_dir / f"{name}.onnx" for name in ("text_to_mel", "utterance_encoder", "copycat_encoder")}
+    paths = {name: out_dir / f"{name}.onnx" for name in ("text_to_mel", "utterance_encoder", "copycat_encoder", "aligner")}
     with torch.no_grad():
         _export(
             TextToMel(model), inputs, TEXT_TO_MEL_INPUTS, ("mel", "durations", "f0"),
@@ -131,6 +153,11 @@ def export_onnx(model: AcousticModel, out_dir: Path) -> dict[str, Path]:
             CopyCatGraph(model), inputs, COPYCAT_INPUTS, ("prosody_codes",),
             {**{k: v for k, v in token_axes.items() if k in COPYCAT_INPUTS}, "log_mel": {1: "frames"}, "prosody_codes": {1: "tokens"}},
             paths["copycat_encoder"],
+        )  # fmt: skip
+        _export(
+            AlignerGraph(model), inputs, ALIGNER_INPUTS, ALIGNER_OUTPUTS,
+            {**{k: v for k, v in token_axes.items() if k in ALIGNER_INPUTS}, "log_mel": {1: "frames"}, **{name: {1: "frames", 2: "tokens"} for name in ALIGNER_OUTPUTS}},
+            paths["aligner"],
         )  # fmt: skip
     return paths
 
@@ -148,6 +175,58 @@ def speaker_centroids(model: AcousticModel, state: dict) -> dict[str, list[float
     return {speaker: np.mean(values, axis=0).round(6).tolist() for speaker, values in sums.items() if values}
 
 
+def mismatch_threshold(matched: np.ndarray, mismatched: np.ndarray) -> float:
+    """The alignment-cost threshold that misclassifies the fewest calibration clips: a midpoint between two
+    consecutive observed costs; of equally good ones the highest (a genuine transcript is rejected less)."""
+    costs = np.sort(np.concatenate([matched, mismatched]))
+    costs = costs[np.isfinite(costs)]
+    candidates = (costs[1:] + costs[:-1]) / 2
+    errors = (matched[None, :] > candidates[:, None]).sum(1) + (mismatched[None, :] <= candidates[:, None]).sum(1)
+    return float(candidates[errors == errors.min()].max())
+
+
+def calibrate_aligner(aligner_path: Path, state: dict) -> dict:
+    """The manifest's `aligner` section: the transcript-mismatch threshold on the runtime's alignment cost,
+    calibrated on the valid clips of every speaker, each aligned (with the exported graph, as the
+    runtime does) to its own transcript and to the transcript of the speaker's next valid clip."""
+    from reader.analysis import Analyzer
+    from runtime.aligner import alignment_of
+    from runtime.session import SessionOptions, load_session
+
+    data_config = DataConfig(**state["config"]["data"])
+    examples = build_examples(read_manifest(data_config, "valid"), state["speakers"], Analyzer(), FeatureCache(), data_config)
+    session = load_session(aligner_path, SessionOptions(intra_op_threads=1, inter_op_threads=1))
+
+    def cost(inputs, log_mel: np.ndarray) -> float:
+        if log_mel.shape[0] < len(inputs):
+            return float("inf")  # no monotonic path: certainly not this recording's transcript
+        (log_probs,) = session.run(None, {name: getattr(inputs, name)[None] for name in TOKEN_INPUTS} | {"log_mel": log_mel[None]})
+        return alignment_of(log_probs[0], cost_threshold=float("nan")).cost
+
+    matched, mismatched = [], []
+    for speaker in state["speakers"]:
+        clips = [e for e in examples if e.utterance.speaker == speaker]
+        for i, example in enumerate(clips if len(clips) > 1 else []):
+            matched.append(cost(example.inputs, example.features.log_mel))
+            mismatched.append(cost(clips[(i + 1) % len(clips)].inputs, example.features.log_mel))
+    matched, mismatched = np.asarray(matched), np.asarray(mismatched)
+    threshold = mismatch_threshold(matched, mismatched)
+    spread = lambda costs: [round(float(np.min(costs)), 4), round(float(np.median(costs)), 4), round(float(np.max(costs)), 4)]  # noqa: E731
+    return {
+        "cost_threshold": round(threshold, 4),
+        "cost": "mean over frames of max_n log p(frame, n) - log p(frame, token on the monotonic path), prior included (runtime/aligner.py); above the threshold the transcript is taken not to match",
+        "calibration": {
+            "split": "valid",
+            "clips": int(matched.size),
+            "mismatched_transcript": "the speaker's next valid clip's transcript",
+            "matched_cost_min_median_max": spread(matched),
+            "mismatched_cost_min_median_max": spread(mismatched),
+            "matched_accepted": round(float(np.mean(matched <= threshold)), 4),
+            "mismatched_rejected": round(float(np.mean(mismatched > threshold)), 4),
+        },
+    }
+
+
 def write_manifest(model: AcousticModel, state: dict, paths: dict[str, Path], out_dir: Path) -> Path:
     data_config = state["config"]["data"]
     centroids = speaker_centroids(model, state)
@@ -163,6 +242,7 @@ def write_manifest(model: AcousticModel, state: dict, paths: dict[str, Path], ou
         "prosody_code_dim": model.config.prosody_code_dim,
         "normalisation": state["stats"] | {"log_mel_mean": None},
         "io": INPUT_CONVENTIONS,
+        "aligner": calibrate_aligner(paths["aligner"], state),
         "files": {
             name: {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
             for name, path in paths.items()
@@ -171,7 +251,8 @@ def write_manifest(model: AcousticModel, state: dict, paths: dict[str, Path], ou
             "corpora": data_config["corpora"],
             "split": "train",
             "utterances": state["training_utterances"],
-            "steps": state["step"],
+            "steps": state.get("total_steps", state["step"]),
+            "lineage": [{"steps": run["steps"], "config": run["config"]} for run in state.get("lineage", [])],
             "config": state["config"],
             "hardware": state["hardware"],
         },

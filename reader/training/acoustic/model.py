@@ -53,6 +53,16 @@ class ModelConfig:
     reference_channels: int = 128
     utterance_embedding_dim: int = 16
     prosody_code_dim: int = 4
+    # False builds the transfer baseline of the CopyCat paper's comparison: a reference encoder that is
+    # not made speaker-independent (no instance normalisation, no speaker input; pair it with a wide
+    # code and no KL in the config).
+    copycat_speaker_independent: bool = True
+    # Share of training utterances decoded from the *predicted* prosody codes instead of the reference
+    # encoder's. With reference codes only, the decoder never needs the utterance embedding (the codes
+    # already carry each clip's prosody) and the utterance VAE collapsed (embeddings spread 1e-4);
+    # decoding some clips from text + utterance embedding gives the embedding a real job, and trains the
+    # path plain TTS uses at inference.
+    predicted_code_share: float = 0.0
     aligner_dim: int = 80
     aligner_temperature: float = 0.0005  # RAD-TTS's scale on the squared key-query distance
     dropout: float = 0.1
@@ -135,19 +145,23 @@ class UtteranceEncoder(nn.Module):
     """VAE reference encoder: mel -> (mean, log-variance) of the utterance's acoustic embedding.
 
     Strided convolutions (8x downsampling) then a masked mean over time: order-free pooling is enough
-    for a sentence-wide summary, and exports to ONNX without recurrent ops."""
+    for a sentence-wide summary, and exports to ONNX without recurrent ops. The mel is centred on the
+    training mean and the activations are leaky: with raw log-mels (about -11..2) and plain ReLUs the
+    first layer of the first shipped model died entirely (no unit ever active), which fixed every
+    embedding to one constant."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, log_mel_mean: list[float]):
         super().__init__()
         channels = config.reference_channels
         self.convs = nn.ModuleList(nn.Conv1d(config.n_mels if i == 0 else channels, channels, 3, stride=2, padding=1) for i in range(3))
         self.to_posterior = nn.Linear(channels, 2 * config.utterance_embedding_dim)
+        self.register_buffer("log_mel_mean", torch.tensor(log_mel_mean, dtype=torch.float32))
 
     def forward(self, log_mel: torch.Tensor, frame_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """frame_lengths None: every frame is valid (a single unpadded reference)."""
-        x = log_mel.transpose(1, 2)
+        x = (log_mel - self.log_mel_mean).transpose(1, 2)
         for conv in self.convs:
-            x = F.relu(conv(x))
+            x = F.leaky_relu(conv(x), 0.2)
         if frame_lengths is None:
             pooled = x.mean(-1)
         else:
@@ -185,10 +199,14 @@ class CopyCatEncoder(nn.Module):
         self.token_in = nn.Linear(channels + config.hidden, config.hidden)
         self.token_convs = ConvStack(config.hidden, config.kernel_size, [1, 1], config.dropout)
         self.to_posterior = nn.Linear(config.hidden, 2 * config.prosody_code_dim)
+        self.speaker_independent = config.copycat_speaker_independent
 
     def forward(self, log_mel, frame_mask, token_encodings, speaker, alignment, token_mask):
-        frames = self.frame_convs(self.frame_in(instance_normalise(log_mel, frame_mask)), frame_mask)
-        tokens = self.token_in(torch.cat([pool_to_tokens(frames, alignment), token_encodings], dim=-1)) + speaker[:, None, :]
+        reference = instance_normalise(log_mel, frame_mask) if self.speaker_independent else log_mel * frame_mask[..., None]
+        frames = self.frame_convs(self.frame_in(reference), frame_mask)
+        tokens = self.token_in(torch.cat([pool_to_tokens(frames, alignment), token_encodings], dim=-1))
+        if self.speaker_independent:
+            tokens = tokens + speaker[:, None, :]
         mean, log_variance = self.to_posterior(self.token_convs(tokens, token_mask)).chunk(2, dim=-1)
         return mean, log_variance
 
@@ -232,7 +250,7 @@ class AcousticModel(nn.Module):
         self.encoder = ConvStack(hidden, config.kernel_size, [1] * config.encoder_layers, config.dropout)
         self.speaker_embedding = nn.Embedding(config.n_speakers, hidden)
         self.aligner = Aligner(config)
-        self.utterance_encoder = UtteranceEncoder(config)
+        self.utterance_encoder = UtteranceEncoder(config, stats.log_mel_mean)
         self.copycat_encoder = CopyCatEncoder(config)
         self.utterance_projection = nn.Linear(config.utterance_embedding_dim, hidden)
         self.code_projection = nn.Linear(config.prosody_code_dim, hidden)
@@ -300,9 +318,15 @@ class AcousticModel(nn.Module):
         # The utterance embedding is not detached here: predicting the codes is what gives it a job
         # (with the codes carrying the prosody, the decoder alone let the utterance VAE collapse).
         predicted_codes = self.predict_codes(encodings.detach(), speaker.detach(), utterance_embedding, token_mask)
+        if self.training and self.config.predicted_code_share > 0:
+            from_prediction = (torch.rand(codes.shape[0], 1, 1, device=codes.device) < self.config.predicted_code_share).to(codes.dtype)
+            codes = from_prediction * predicted_codes * token_mask[..., None] + (1.0 - from_prediction) * codes
 
         states = self.conditioned_states(encodings, speaker, utterance_embedding, codes)
-        predictor_input = states.detach()
+        # Text and speaker detached (Glow-TTS style: the regressions must not pull the text encoder away
+        # from what the decoder needs); the utterance embedding and codes not, so that rate, pitch and
+        # loudness, which the predictors need, are what those latents learn to hold.
+        predictor_input = self.conditioned_states(encodings.detach(), speaker.detach(), utterance_embedding, codes)
         log_duration = self.duration_predictor(predictor_input, token_mask)[..., 0]
         pitch = self.pitch_predictor(predictor_input, token_mask)[..., 0]
         energy = self.energy_predictor(predictor_input, token_mask)[..., 0]

@@ -70,6 +70,10 @@ class TrainConfig:
     kl_anneal_start: int = 500
     kl_anneal_end: int = 3000
     binarisation_start_step: int = 1000
+    # A checkpoint whose weights start a new run (a fine-tune); tensors whose shapes differ (e.g. a
+    # wider prosody code) start fresh. Ignored once the run folder has its own checkpoint.
+    init_from: str = ""
+    reinitialise: list[str] = field(default_factory=list)  # parameter-name prefixes not taken from init_from
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
 
@@ -156,8 +160,9 @@ def speakers_of(config: DataConfig) -> list[str]:
     return speakers
 
 
-def save_checkpoint(path: Path, model: AcousticModel, optimizer, step: int, epoch: int, batch_in_epoch: int, config: Config, speakers, stats, training_utterances: int) -> None:
+def save_checkpoint(path: Path, model: AcousticModel, optimizer, step: int, epoch: int, batch_in_epoch: int, config: Config, speakers, stats, training_utterances: int, lineage: list[dict]) -> None:
     state = {
+        "lineage": lineage,  # the runs this one was initialised from, oldest first
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "step": step,
@@ -168,11 +173,27 @@ def save_checkpoint(path: Path, model: AcousticModel, optimizer, step: int, epoc
         "speakers": speakers,
         "stats": asdict(stats),
         "training_utterances": training_utterances,
+        "total_steps": step + sum(run["steps"] for run in lineage),
         "hardware": f"{platform.machine()} {platform.processor() or ''} x{os.cpu_count()} cpus, torch {torch.__version__}".strip(),
     }
     partial = path.with_suffix(".partial")
     torch.save(state, partial)
     partial.replace(path)
+
+
+def initialise_from(model: AcousticModel, path: Path, reinitialise: list[str], device) -> list[dict]:
+    """Copies every same-shaped tensor of a checkpoint into the model, except those under the
+    `reinitialise` prefixes; returns the run lineage."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    own = model.state_dict()
+    matching = {
+        name: value for name, value in state["model"].items()
+        if name in own and own[name].shape == value.shape and not name.startswith(tuple(reinitialise))
+    }  # fmt: skip
+    model.load_state_dict(matching, strict=False)
+    fresh = sorted(set(own) - set(matching))
+    print(f"initialised from {path} (step {state['step']}); fresh tensors: {fresh or 'none'}", flush=True)
+    return state.get("lineage", []) + [{"checkpoint": str(path), "steps": state["step"], "config": state["config"]}]
 
 
 @torch.no_grad()
@@ -213,16 +234,21 @@ def train(config: Config, max_steps: int | None = None) -> Path:
     model = AcousticModel(config.model, stats).to(env.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate, betas=(0.9, 0.98))
     step = epoch = batch_in_epoch = 0
+    lineage: list[dict] = []
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=env.device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        lineage = state.get("lineage", [])
         torch.set_rng_state(state["torch_rng"])
         if env.is_main:
             print(f"resumed from {checkpoint_path} at step {step}", flush=True)
-    elif env.is_main:
-        print(f"training {count_parameters(model):,} parameters on {len(examples)} utterances, speakers {speakers}", flush=True)
+    else:
+        if config.train.init_from:
+            lineage = initialise_from(model, resolve_run_dir(config.train.init_from), config.train.reinitialise, env.device)
+        if env.is_main:
+            print(f"training {count_parameters(model):,} parameters on {len(examples)} utterances, speakers {speakers}", flush=True)
     trainer = DistributedDataParallel(model) if env.world_size > 1 else model
 
     frame_counts = [e.n_frames for e in examples]
@@ -261,7 +287,7 @@ def train(config: Config, max_steps: int | None = None) -> Path:
             due_by_time = time.monotonic() - last_checkpoint_time > 60 * config.train.checkpoint_every_minutes
             due_by_steps = config.train.checkpoint_every_steps and step % config.train.checkpoint_every_steps == 0
             if env.is_main and (due_by_time or due_by_steps or step == stop_at):
-                save_checkpoint(checkpoint_path, model, optimizer, step, epoch, batch_in_epoch, config, speakers, stats, len(examples))
+                save_checkpoint(checkpoint_path, model, optimizer, step, epoch, batch_in_epoch, config, speakers, stats, len(examples), lineage)
                 record = {"step": step, "checkpoint": str(checkpoint_path), "valid_mel_l1": validation_mel_loss(model, valid_examples, stats, env.device) if valid_examples else None}
                 print(json.dumps(record), flush=True)
                 log_file.write(json.dumps(record) + "\n")

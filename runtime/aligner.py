@@ -1,0 +1,97 @@
+"""Forced alignment of a recording to its tokens: the acoustic model's own aligner (ONNX) + monotonic
+alignment search in numpy.
+
+The exported `aligner` graph gives, for every frame of the recording, log-probabilities over the
+sentence's tokens (the soft alignment learned in training plus its beta-binomial prior, which favours
+the diagonal). The most likely monotonic path through them (Glow-TTS's MAS, the search training uses
+too) gives each token's duration in frames.
+
+Whether the transcript fits the recording is judged by the path's cost: per frame, how much less
+likely the frame's token on the path is than the frame's best token on its own (nats), averaged over
+frames (a log-likelihood ratio, like the goodness-of-pronunciation score). With the right transcript
+the path follows each frame's best token; with other words it is forced through tokens the frames
+do not match. Unlike the path's mean -log p (`mean_nll`), it does not grow with the number of
+tokens: the softmax spreads a frame's probability over every token of its phoneme, so the mean -log p
+of correct 30-s transcripts reached that of wrong 5-s ones. The threshold is calibrated at export on
+held-out clips (manifest `aligner`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .acoustic import AcousticModel, TokenInputs
+from .errors import RuntimeModelError
+
+
+def monotonic_alignment_search(log_probs: np.ndarray, text_lengths: np.ndarray, frame_lengths: np.ndarray) -> np.ndarray:
+    """(B, N) int64 durations of the best monotonic path through (B, T, N) frame-by-token log-probs.
+
+    The path starts at (frame 0, token 0), ends at (last frame, last token), and at each frame either
+    stays on its token or moves to the next one, so every token gets at least one frame (needs T >= N).
+    One step per frame, vectorised over the batch and the tokens.
+    """
+    batch, max_frames, max_tokens = log_probs.shape
+    token_index = np.arange(max_tokens)
+    log_probs = np.where(token_index[None, None, :] < text_lengths[:, None, None], log_probs, -np.inf)
+    best = np.full((batch, max_tokens), -np.inf)
+    best[:, 0] = log_probs[:, 0, 0]
+    moved_here = np.zeros((batch, max_frames, max_tokens), dtype=bool)  # came from token i-1 at frame t-1
+    minus_inf_column = np.full((batch, 1), -np.inf)
+    for t in range(1, max_frames):
+        from_previous_token = np.concatenate([minus_inf_column, best[:, :-1]], axis=1)
+        moved_here[:, t] = from_previous_token > best
+        best = np.maximum(from_previous_token, best) + log_probs[:, t]
+
+    durations = np.zeros((batch, max_tokens), dtype=np.int64)
+    rows = np.arange(batch)
+    current = np.asarray(text_lengths, dtype=np.int64) - 1
+    for t in range(max_frames - 1, -1, -1):
+        active = t < frame_lengths
+        durations[rows[active], current[active]] += 1
+        current = current - (active & moved_here[rows, t, current])
+    return durations
+
+
+@dataclass(frozen=True)
+class Alignment:
+    durations: np.ndarray  # (N,) int64 frames per token, each >= 1, summing to the recording's frame count
+    cost: float  # mean over frames of log p(frame's best token) - log p(its token on the path), nats
+    cost_threshold: float  # the model's calibrated limit on cost: above it the transcript does not match
+    mean_nll: float  # mean negative log-probability per frame along the path (prior included), for reference
+
+    @property
+    def matches_transcript(self) -> bool:
+        return self.cost <= self.cost_threshold
+
+
+def alignment_of(log_probs: np.ndarray, cost_threshold: float) -> Alignment:
+    """The best monotonic path through (T, N) alignment log-probabilities (T >= N), with its costs."""
+    n_frames, n_tokens = log_probs.shape
+    durations = monotonic_alignment_search(log_probs[None], np.array([n_tokens]), np.array([n_frames]))[0]
+    on_path = log_probs[np.arange(n_frames), np.repeat(np.arange(n_tokens), durations)]
+    return Alignment(durations, float(np.mean(log_probs.max(axis=1) - on_path)), cost_threshold, float(-on_path.mean()))
+
+
+class RuntimeAligner:
+    """Aligns recordings to token sequences with an acoustic model's `aligner` graph."""
+
+    def __init__(self, acoustic: AcousticModel) -> None:
+        if "aligner" not in acoustic.manifest.get("files", {}) or "aligner" not in acoustic.manifest:
+            raise RuntimeModelError(f"acoustic model {acoustic.folder} has no aligner (exported before it existed): re-export it")
+        self.session = acoustic.encoder("aligner")
+        self.cost_threshold = float(acoustic.manifest["aligner"]["cost_threshold"])
+
+    def log_probs(self, tokens: TokenInputs, log_mel: np.ndarray) -> np.ndarray:
+        """(T, N) alignment log-probabilities of a (T, n_mels) log-mel (runtime.features) against the tokens."""
+        (log_probs,) = self.session.run(None, {**tokens.feeds(), "log_mel": np.asarray(log_mel, np.float32)[None]})
+        return log_probs[0]
+
+    def align(self, tokens: TokenInputs, log_mel: np.ndarray) -> Alignment:
+        """Token durations of the recording. A recording with fewer frames than tokens cannot hold the
+        transcript (no monotonic path exists): it gets infinite costs and all-zero durations."""
+        if log_mel.shape[0] < len(tokens):
+            return Alignment(np.zeros(len(tokens), np.int64), float("inf"), self.cost_threshold, float("inf"))
+        return alignment_of(self.log_probs(tokens, log_mel), self.cost_threshold)
