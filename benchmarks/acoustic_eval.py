@@ -62,7 +62,7 @@ from runtime.features import FeatureSettings, f0_on_frame_grid, log_mel_spectrog
 from runtime.session import SessionOptions
 from runtime.vocoder import Vocoder
 
-from common import CORPORA, praat_pitch, test_clips
+from common import CORPORA, praat_pitch, test_clips, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = FeatureSettings()
@@ -337,11 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         "decoder_speed": decoder_speed(folder, clips),
         "clips": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
-    print(markdown(result))
+    write_results(Path(args.out), result, markdown(result))
     if args.record:
         record_in_manifest(folder / "acoustic" / "manifest.json", manifest, result)
 

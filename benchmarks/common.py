@@ -27,3 +27,11 @@ def praat_pitch(audio: np.ndarray, sample_rate: int, time_step: float) -> tuple[
     """(times in s, F0 in Hz with 0 = unvoiced) of a mono signal, one point per time_step."""
     pitch = parselmouth.Sound(audio.astype(np.float64), sample_rate).to_pitch_ac(time_step=time_step, pitch_floor=F0_FLOOR_HZ, pitch_ceiling=F0_CEILING_HZ)
     return pitch.xs(), pitch.selected_array["frequency"]
+
+
+def write_results(out: Path, result: dict, report: str) -> None:
+    """A benchmark's results: `out` with .json (everything) and .md (the report, also printed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text(report, encoding="utf-8")
+    print(report)

@@ -51,6 +51,7 @@ from reader.training.pause_labels import (
     transcript_words,
     whisper_words,
 )
+from common import write_results  # benchmarks/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -486,11 +487,7 @@ def main(argv: list[str] | None = None) -> None:
         result["design"] = design(models)
     if args.part in ("evaluation", "all"):
         result["evaluation"] = evaluate(models, args.clips, args.set_size, args.jobs)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(Path(args.out), result, markdown(result))
 
 
 if __name__ == "__main__":

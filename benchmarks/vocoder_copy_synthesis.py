@@ -41,7 +41,7 @@ from runtime.features import LOG_FLOOR, FeatureSettings, log_mel_spectrogram, ma
 from runtime.session import SessionOptions  # noqa: E402
 from runtime.vocoder import MANIFEST_NAME, Vocoder  # noqa: E402
 
-from common import CORPORA, praat_pitch, test_clips  # noqa: E402
+from common import CORPORA, praat_pitch, test_clips, write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DNSMOS_RATE = 16000
@@ -236,11 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         "audio_seconds": round(total_seconds, 1),
         "clips": [asdict(s) for s in scores],
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
-    print(markdown(result))
+    write_results(Path(args.out), result, markdown(result))
     if shipped and not args.limit:
         manifest["evaluation"] = {"benchmark": "benchmarks/vocoder_copy_synthesis.py", "test_clips": len(scores), "summary": summary, "real_time_factor": result["real_time_factor"]}
         (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

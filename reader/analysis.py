@@ -6,6 +6,7 @@ document -> sentences -> normalised words -> parse (POS, tree) -> syntactic dist
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -118,6 +119,9 @@ class Analyzer:
         self.break_model = break_model if isinstance(break_model, BreakModel) else BreakModel.load(break_model)
         self.max_sentence_words = max_sentence_words
         self._splitter = SentenceSplitter()
+        # spaCy and stanza do not promise that one pipeline may parse in several threads at once
+        # (spaCy's vocabulary grows as it meets new words), and concurrent readings share this one.
+        self._parse_lock = threading.Lock()
 
     def split(self, text: str) -> Document:
         return split_document(text, self._splitter)
@@ -162,7 +166,8 @@ class Analyzer:
                     span = following
 
     def _analyze_batch(self, document: Document, jobs: Sequence[_SentenceJob]) -> Iterator[SentenceAnalysis]:
-        parses = self.parser.parse([job.tokens for job in jobs])
+        with self._parse_lock:
+            parses = self.parser.parse([job.tokens for job in jobs])
         for job, parsed in zip(jobs, parses):
             yield from self._analyze_sentence(document, job, parsed)
 
@@ -192,7 +197,10 @@ class Analyzer:
         analysed = [
             WordAnalysis(w.text, w.start, w.end, p, ph, pu) for w, p, ph, pu in zip(words, pos, phonemes, punct)
         ]
-        cuts = split_points(distances, self.max_sentence_words)
+        # Cut between source tokens where possible: the words read from one token (a 40-digit number)
+        # share its span, and a cut among them leaves two units claiming the same text.
+        inside_token = [a.end > b.start for a, b in zip(analysed, analysed[1:])]
+        cuts = split_points([-1 if inside else d for d, inside in zip(distances, inside_token)], self.max_sentence_words)
         for cut in cuts:
             breaks[cut] = max(breaks[cut], BreakLevel.MAJOR)
             resets[cut] = True
@@ -200,8 +208,9 @@ class Analyzer:
         bounds = [-1, *cuts, len(analysed) - 1]
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             lo += 1
-            start = job.span.start if lo == 0 else analysed[lo].start
-            end = job.span.end if hi == len(analysed) - 1 else analysed[hi].end
+            # The union of the piece's word spans (when a single token had to be cut, its pieces overlap on it).
+            start = job.span.start if lo == 0 else min(w.start for w in analysed[lo : hi + 1])
+            end = job.span.end if hi == len(analysed) - 1 else max(w.end for w in analysed[lo : hi + 1])
             pieces.append(
                 SentenceAnalysis(
                     text=document.text[start:end],

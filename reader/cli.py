@@ -10,6 +10,7 @@ from typing import Sequence, TextIO
 
 from .errors import ReaderError
 from .prosody_selection import DEFAULT_SELECTOR, SELECTORS
+from .transfer import DEFAULT_MODE, MODES
 
 ANALYSIS_SCHEMA_VERSION = 1
 
@@ -130,10 +131,11 @@ def _speak(args: argparse.Namespace, output: str | None, pace_seconds: float | N
 
     from runtime.sinks import AudioSinkError
 
+    from .audiobook import is_epub, read_book
     from .document import read_input
     from .engine import Reader
 
-    text = read_input(args.file)
+    text = read_book(args.file).text if is_epub(args.file) else read_input(args.file)
     reader = Reader(voice=args.voice, speed=args.speed, device=args.device, parser=args.parser, lexicon=args.lexicon, prosody=args.prosody)
 
     async def pump(sink) -> int:
@@ -159,7 +161,49 @@ def cmd_play(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
+    from .audiobook import is_folder_output
+
+    if is_folder_output(args.output):
+        return _render_book(args, out)
+    if args.format or args.jobs != 1 or args.ray:
+        raise ReaderError("--format, --jobs and --ray render an audiobook: give an output folder, e.g. -o book/")
     return _speak(args, args.output, pace_seconds=None)
+
+
+def _render_book(args: argparse.Namespace, out: TextIO) -> int:
+    from .audiobook import RenderOptions, render_book
+
+    options = RenderOptions(args.voice, args.speed, args.device, args.parser, args.lexicon and os.path.abspath(args.lexicon), args.prosody)
+    manifest = render_book(args.file, args.output, options, args.format or "flac", args.jobs, args.ray)
+    minutes = manifest["duration"] / 60
+    out.write(f"{len(manifest['chapters'])} chapters, {minutes:.1f} min: {os.path.join(args.output, manifest['book']['file'])}\n")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
+    from runtime.sinks import AudioSinkError
+
+    from .engine import Reader
+    from .transfer import ProsodyTransfer
+
+    reader = Reader(voice=args.voice, device=args.device, lexicon=args.lexicon, prosody="centroid")
+    transfer = ProsodyTransfer(reader.acoustic, reader.vocoder, reader.analyzer)
+    plan = transfer.prepare(args.source, args.text, reader.speaker.name, args.source_voice, args.prosody_mode, args.force)
+    for note in plan.notes():
+        print(f"reader: {note}", file=sys.stderr)
+
+    async def pump(sink) -> None:
+        async for chunk in transfer.stream(plan):
+            await asyncio.to_thread(sink.write, chunk.samples)
+
+    try:
+        with _open_sink(args.output, reader.sample_rate) as sink:
+            asyncio.run(pump(sink))
+    except AudioSinkError as exc:
+        raise ReaderError(str(exc)) from None
+    return 0
 
 
 def cmd_voices(args: argparse.Namespace, out: TextIO) -> int:
@@ -207,10 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_text in (("play", "read a document aloud"), ("render", "render a document to an audio file")):
         speak = sub.add_parser(name, help=help_text)
-        speak.add_argument("file", help="UTF-8 text or Markdown file, or - for standard input")
+        speak.add_argument("file", help="UTF-8 text, Markdown or EPUB file, or - for standard input")
         speak.add_argument(
             "-o", "--output", required=name == "render",
-            help="write audio here instead (.wav or .flac; - for raw 16-bit PCM on standard output)",
+            help="write audio here instead (.wav or .flac; - for raw 16-bit PCM on standard output; a folder/ for an audiobook)",
         )  # fmt: skip
         speak.add_argument("--voice", help="voice name (see `reader voices`)")
         speak.add_argument("--speed", type=float, default=1.0, help="speaking rate, 1.0 = natural")
@@ -218,7 +262,26 @@ def build_parser() -> argparse.ArgumentParser:
         speak.add_argument("--parser", choices=["spacy", "stanza"], default="spacy", help="syntactic parser backend")
         speak.add_argument("--lexicon", help="user pronunciation lexicon")
         speak.add_argument("--prosody", choices=SELECTORS, default=DEFAULT_SELECTOR, help="how each sentence's acoustic embedding is chosen")
+        if name == "render":
+            speak.add_argument("--format", help="audiobook chapter files: flac (default), wav, ogg, opus or mp3")
+            speak.add_argument("--jobs", type=int, default=1, help="audiobook chapters rendered in parallel processes")
+            speak.add_argument("--ray", metavar="ADDRESS", help="render audiobook chapters as Ray tasks ('local' starts a local Ray)")
         speak.set_defaults(run=cmd_play if name == "play" else cmd_render)
+
+    transfer = sub.add_parser("transfer", help="say a recording's words in another voice with the recording's prosody (CopyCat)")
+    transfer.add_argument("source", help="recording to take the prosody from (.wav, .flac or .ogg, at most 30 s)")
+    transfer.add_argument("--text", required=True, help="what is said in the recording")
+    transfer.add_argument("--voice", help="target voice (see `reader voices`)")
+    transfer.add_argument("-o", "--output", required=True, help="output file (.wav or .flac; - for raw 16-bit PCM on standard output)")
+    transfer.add_argument("--source-voice", help="the known voice who speaks in the recording (default: the nearest known voice)")
+    transfer.add_argument(
+        "--prosody-mode", choices=MODES, default=DEFAULT_MODE,
+        help="codes: the source's durations and CopyCat codes; codes+f0: also its pitch contour, moved to the target's register",
+    )  # fmt: skip
+    transfer.add_argument("--force", action="store_true", help="transfer even if the transcript does not seem to match the recording")
+    transfer.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the models run")
+    transfer.add_argument("--lexicon", help="user pronunciation lexicon")
+    transfer.set_defaults(run=cmd_transfer)
 
     voices = sub.add_parser("voices", help="list the shipped voices")
     voices.set_defaults(run=cmd_voices)

@@ -204,15 +204,15 @@ def _pieces(text: str, start: int, end: int, limit: int = SEGMENTER_PIECE_CHARS)
 class SentenceSplitter:
     """Rule-based sentence segmentation (pysbd), robust to abbreviations, initials, decimals and quotes."""
 
-    def __init__(self) -> None:
-        self._segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
-
     def split(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Sentence spans of text[start:end], produced piece by piece (a huge paragraph streams)."""
+        # A pysbd Segmenter keeps the text it is segmenting on itself, so one shared by concurrent
+        # readings would mix their texts; making one is cheap, so each call has its own.
+        segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
         for piece_start, piece_end in _pieces(text, start, end):
             piece = text[piece_start:piece_end].replace("\n", " ")
             cursor = 0
-            for seg in self._segmenter.segment(piece):
+            for seg in segmenter.segment(piece):
                 # pysbd's offsets can drift on repeated substrings; re-anchor each segment by search.
                 seg_text = seg.sent.strip()
                 if not seg_text:

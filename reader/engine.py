@@ -7,18 +7,26 @@ document -> Analyzer (sentences, prosody plan) -> reader.model_inputs (token arr
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
 import numpy as np
 
+from runtime.stream import AudioChunk, SentenceTiming, SynthesisRequest, WordTiming
+
 from .analysis import Analyzer, SentenceAnalysis
+from .document import Document
 from .errors import ModelError, ReaderError
 from .model_inputs import sentence_to_inputs
 from .paths import models_dir
 from .prosody import BreakLevel
-from .prosody_selection import DEFAULT_SELECTOR, SELECTORS, ProsodySelector
+from .prosody_selection import DEFAULT_SELECTOR, SELECTORS, ProsodySelector, Selection
+
+__all__ = ["Audio", "AudioChunk", "Reader", "SentenceTiming", "WordTiming"]
 
 DEFAULT_VOICE = "lj"
 
@@ -32,8 +40,16 @@ FINAL_PAUSE_SECONDS = {BreakLevel.SENTENCE: 0.5, BreakLevel.PARAGRAPH: 1.0}
 
 @dataclass(frozen=True)
 class Audio:
-    samples: np.ndarray  # float32 mono
+    """A whole reading: samples and where each sentence and word falls in them.
+
+    Timings are in seconds from the start of `samples`; their `start_char`/`end_char` are
+    character offsets into the text that was read.
+    """
+
+    samples: np.ndarray  # float32 mono in [-1, 1]
     sample_rate: int
+    sentences: tuple[SentenceTiming, ...] = field(default=())
+    words: tuple[WordTiming, ...] = field(default=())
 
     @property
     def seconds(self) -> float:
@@ -41,7 +57,21 @@ class Audio:
 
 
 class Reader:
-    """Loads the front end, acoustic model and vocoder once; reads any number of documents."""
+    """Loads the front end, acoustic model and vocoder once; reads any number of documents.
+
+    Thread- and task-safe: one Reader may serve several `stream()`s at once (asyncio tasks in one
+    event loop, or several loops in several threads) and `synthesize()`/`render()` calls from several
+    threads. They share the loaded models (read-only ONNX sessions, the parser behind a lock); each
+    reading has its own queues, vocoder state and prosody history, so audio never mixes, and a text
+    gives the same audio whether it is read alone or beside others.
+
+    Example::
+
+        reader = Reader(voice="lj")
+        audio = reader.synthesize("Good morning. Here is the news.")
+        async for chunk in reader.stream(article):  # chunk.samples, chunk.words, chunk.sentences
+            ...
+    """
 
     def __init__(
         self,
@@ -54,6 +84,14 @@ class Reader:
         models: Path | None = None,
         prosody: str = DEFAULT_SELECTOR,
     ) -> None:
+        """
+        voice: a name from `voices()` (default "lj"); speed: 0.25-4 (1 = the voice's own pace);
+        device: "cpu" or "cuda"; parser: "spacy" or "stanza"; lexicon: a user lexicon file;
+        threads: onnxruntime threads per model (0 = onnxruntime's choice); models: the model folder
+        (default: the shipped models, or $READER_MODELS_DIR); prosody: how each sentence's prosody
+        embedding is chosen, one of reader.prosody_selection.SELECTORS.
+        Raises ReaderError for a bad setting and ModelError for a missing or corrupt model.
+        """
         from runtime.acoustic import AcousticModel
         from runtime.errors import RuntimeModelError
         from runtime.session import SessionOptions
@@ -85,11 +123,10 @@ class Reader:
     def voices(self) -> list[str]:
         return [s.name for s in self.acoustic.speakers]
 
-    def request(self, sentence: SentenceAnalysis, selection=None):
+    def request(self, sentence: SentenceAnalysis, selection: Selection | None = None) -> SynthesisRequest:
         """The synthesis request for one analysed sentence (`selection`: its reader.prosody_selection
         choice, made here without long-form memory if not given)."""
         from runtime.acoustic import TokenInputs
-        from runtime.stream import SynthesisRequest
 
         inputs = sentence_to_inputs(sentence)
         boundary = inputs.boundary_mask
@@ -103,37 +140,133 @@ class Reader:
             pause_frames[np.flatnonzero(boundary)[-1]] = round(FINAL_PAUSE_SECONDS[final] * frames_per_second)
         tokens = TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
         embedding = (selection or self.prosody.select(sentence)).embedding
-        return SynthesisRequest(tokens, inputs.word_indices, levels, pause_frames, self.speaker, embedding, self.speed, sentence)
+        word_spans = np.array([(w.start, w.end) for w in sentence.words], np.int64).reshape(-1, 2)
+        return SynthesisRequest(
+            tokens, inputs.word_indices, levels, pause_frames, self.speaker, embedding, self.speed, sentence,
+            word_spans=word_spans, char_span=(sentence.start, sentence.end), text=sentence.text,
+        )  # fmt: skip
 
-    def requests(self, text: str) -> Iterator:
-        document = self.analyzer.split(text)
+    def requests(self, text: str | Document) -> Iterator[SynthesisRequest]:
+        """Synthesis requests in reading order, analysed lazily (memory stays flat on a whole book)."""
+        if isinstance(text, Document):
+            document = text
+        elif isinstance(text, str):
+            document = self.analyzer.split(text)
+        else:
+            raise TypeError(f"expected a str or a reader.document.Document, got {type(text).__name__}")
         reading = self.prosody.reading()  # the long-form rule's memory, per document
         for sentence in self.analyzer.iter_sentences(document):
             yield self.request(sentence, reading.select(sentence))
 
-    async def stream(self, text: str, pace_seconds: float | None = None) -> AsyncIterator:
-        """Audio chunks (runtime.stream.AudioChunk) as they are synthesised; the analysis of the next
-        sentences runs in a worker thread while the current one is synthesised."""
+    async def stream(self, text: str | Document, pace_seconds: float | None = None) -> AsyncIterator[AudioChunk]:
+        """Audio chunks (runtime.stream.AudioChunk) of `text` as they are synthesised, phrase by phrase.
+
+        Each chunk carries the words (`chunk.words`) and sentences (`chunk.sentences`) that start in
+        it, with times in seconds from the start of the stream and character offsets into `text`
+        (for a Document: into `document.text`); a timing arrives with or up to the vocoder's
+        look-ahead (about 0.3 s) before its audio (see AudioChunk). Analysis of the next sentences runs in a worker
+        thread while the current one is synthesised. `pace_seconds` (playback): stay at most this
+        many seconds of audio ahead of real time.
+
+        Closing the stream (`await stream.aclose()`, or leaving `async with
+        contextlib.aclosing(reader.stream(...))`) returns once its worker threads have stopped; only
+        the sentence in progress is finished. Breaking out of `async for` closes it the same way as
+        soon as the event loop gets control (the generator is finalised).
+        """
         from runtime.stream import StreamingSynthesizer
 
+        loop = asyncio.get_running_loop()
         synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds)
+        analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         sentences = self.requests(text)
 
-        async def analysed():
-            while (request := await asyncio.to_thread(next, sentences, None)) is not None:
+        async def analysed() -> AsyncIterator[SynthesisRequest]:
+            while (request := await loop.run_in_executor(analysis, next, sentences, None)) is not None:
                 yield request
 
         try:
-            async for chunk in synthesizer.stream(analysed()):
-                yield chunk
+            async with contextlib.aclosing(synthesizer.stream(analysed())) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
-            synthesizer.close()
+            # Wait for the sentence in progress off the event loop, then drop the analysis generator.
+            await asyncio.to_thread(_shut_down, analysis, synthesizer)
+            sentences.close()
 
-    def synthesize(self, text: str) -> Audio:
-        """The whole text as one array (for short texts; use stream() or render() for long ones)."""
+    def synthesize(self, text: str | Document) -> Audio:
+        """The whole text as one array, with its sentence and word timings (for short texts; use
+        stream() or render() for long ones). Nothing speakable gives zero samples and no timings.
+        Called from a running event loop, it reads in a helper thread and blocks the caller."""
 
-        async def collect():
-            return [chunk.samples async for chunk in self.stream(text)]
+        async def collect() -> Audio:
+            chunks: list[np.ndarray] = []
+            sentences: list[SentenceTiming] = []
+            words: list[WordTiming] = []
+            async with contextlib.aclosing(self.stream(text)) as stream:
+                async for chunk in stream:
+                    chunks.append(chunk.samples)
+                    sentences.extend(chunk.sentences)
+                    words.extend(chunk.words)
+            samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+            return Audio(samples, self.sample_rate, tuple(sentences), tuple(words))
 
-        chunks = asyncio.run(collect())
-        return Audio(np.concatenate(chunks) if chunks else np.zeros(0, np.float32), self.sample_rate)
+        return _run_to_completion(collect())
+
+    def render(self, text: str | Document, path: str | os.PathLike) -> float:
+        """Read `text` into an audio file (.wav or .flac, 16-bit) and return its length in seconds.
+
+        The file is written under a temporary name beside `path` and renamed when complete: an error
+        or interruption leaves no file under the final name. Memory stays flat however long the text.
+        Raises ReaderError for an unwritable path, a full disk or a text with nothing speakable.
+        """
+        from runtime.sinks import AudioSinkError, FileSink
+
+        async def pump(sink: FileSink) -> int:
+            samples = 0
+            async with contextlib.aclosing(self.stream(text)) as stream:
+                async for chunk in stream:
+                    await asyncio.to_thread(sink.write, chunk.samples)
+                    samples += len(chunk.samples)
+            return samples
+
+        try:
+            with FileSink(self.sample_rate, path) as sink:
+                samples = _run_to_completion(pump(sink))
+                if samples == 0:
+                    raise ReaderError(f"nothing speakable to write to {path}")
+        except AudioSinkError as exc:
+            raise ReaderError(str(exc)) from None
+        return samples / self.sample_rate
+
+    def transfer(
+        self, source: str | os.PathLike, text: str, voice: str | None = None, source_voice: str | None = None, mode: str | None = None, force: bool = False
+    ) -> Audio:
+        """`text` in `voice` (default: this reader's) with the prosody of `source`, a recording of `text`
+        (CopyCat prosody transfer, reader.transfer). `source_voice`: the known voice who speaks in it
+        (default: the nearest known voice); `mode`: reader.transfer.MODES (default: its DEFAULT_MODE).
+        Raises ReaderError for a bad recording, or a transcript that does not match it unless `force`."""
+        from .transfer import ProsodyTransfer
+
+        transfer = ProsodyTransfer(self.acoustic, self.vocoder, self.analyzer)
+        plan = transfer.prepare(source, text, voice or self.speaker.name, source_voice, mode, force)
+
+        async def collect() -> list:
+            return [chunk async for chunk in transfer.stream(plan)]
+
+        chunks = _run_to_completion(collect())
+        return Audio(np.concatenate([c.samples for c in chunks]), self.sample_rate, words=tuple(t for c in chunks for t in c.words))
+
+
+def _shut_down(analysis: ThreadPoolExecutor, synthesizer) -> None:
+    analysis.shutdown(wait=True, cancel_futures=True)
+    synthesizer.close()
+
+
+def _run_to_completion(coroutine):
+    """asyncio.run, also from code already inside an event loop (then in a helper thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as helper:
+        return helper.submit(asyncio.run, coroutine).result()

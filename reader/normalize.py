@@ -643,7 +643,9 @@ def _read_time(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
         words.append("hundred" if hour == 0 or hour > 12 else "o'clock")
     if parts["second"]:
         words.append(f"and {_cardinal(int(parts['second']))} seconds")
-    reader.say(" ".join(words), lexeme.start, lexeme.end)
+    # The clock's words come from its digits, "a.m."/"p.m." from its letters: spans stay disjoint.
+    clock_end = max(parts.end("hour"), parts.end("minute"), parts.end("second"))  # -1 for a group not there
+    reader.say(" ".join(words), lexeme.start, clock_end)
     reader.spell(ampm_start, lexeme.end)
     if parts["ampm"].endswith(".") and lexeme.end >= reader.content_end:
         reader.punct(".", lexeme.end - 1, lexeme.end)
@@ -721,7 +723,9 @@ def _read_number(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
     suffix = parts["suffix"].replace("’", "'").lower()
     plain = whole.replace(",", "")
     if parts["sign"]:
-        reader.say("minus", start, end)
+        # "minus" is read from the sign, the rest from the digits: spans stay disjoint and in order.
+        reader.say("minus", start, parts.end("sign"))
+        start = parts.end("sign")
     if len(plain) > _MAX_SPELLED_DIGITS:
         reader.digits(start, end)
         return index + 1

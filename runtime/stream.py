@@ -40,24 +40,53 @@ class SynthesisRequest:
     utterance_embedding: np.ndarray | None = None
     speed: float = 1.0
     tag: object = None  # the caller's own metadata (e.g. the sentence analysis), passed through
+    # Where the sentence and its words are in the caller's text (character offsets), passed through
+    # into the timings; the runtime never reads the text itself.
+    word_spans: np.ndarray | None = None  # (words, 2) int: [start, end) of word i, indexed like word_indices
+    char_span: tuple[int, int] = (-1, -1)  # [start, end) of the whole sentence
+    text: str = ""  # the sentence as written, for the caller's display
 
 
 @dataclass(frozen=True)
 class WordTiming:
-    word_index: int
+    word_index: int  # index of the word in its sentence (SynthesisRequest.word_indices)
     start: float  # seconds from the start of the stream
     end: float
+    start_char: int = -1  # [start_char, end_char): the word's source in the caller's text; -1 if unknown
+    end_char: int = -1
+
+
+@dataclass(frozen=True)
+class SentenceTiming:
+    """A sentence's stretch of the stream: from its first frame to the end of its final pause, so
+    consecutive sentences tile the timeline (word timings give the spoken words within it)."""
+
+    sentence_index: int  # position of the sentence in the stream (0, 1, ...), = AudioChunk.request_index
+    start: float  # seconds from the start of the stream
+    end: float
+    start_char: int = -1  # [start_char, end_char): the sentence in the caller's text; -1 if unknown
+    end_char: int = -1
+    text: str = ""
 
 
 @dataclass(frozen=True)
 class AudioChunk:
+    """Audio as it is produced, with the timings of the mel frames that produced it.
+
+    `words` and `sentences` are those that start in the mel phrase pushed for this chunk; the audio
+    lags the mel by the vocoder's look-ahead (receptive field + half a window, about 0.34 s), so a
+    timing arrives with or before its audio: its start lies in this chunk or within the look-ahead
+    after it. All times are seconds on the stream's audio timeline (sample index / sample rate).
+    """
+
     samples: np.ndarray  # float32 mono in [-1, 1]
     sample_rate: int
     start: float  # seconds from the start of the stream
     request_index: int
     tag: object
-    words: tuple[WordTiming, ...] = field(default=())  # words that start in this chunk
+    words: tuple[WordTiming, ...] = field(default=())
     last_of_request: bool = False
+    sentences: tuple[SentenceTiming, ...] = field(default=())
 
 
 def decode(acoustic: AcousticModel, request: SynthesisRequest) -> AcousticOutput:
@@ -81,13 +110,18 @@ def phrase_cuts(durations: np.ndarray, boundary_levels: np.ndarray) -> list[int]
     return sorted({c for c in cuts if 0 < c < total})
 
 
-def word_timings(durations: np.ndarray, word_indices: np.ndarray, seconds_per_frame: float, offset: float) -> list[WordTiming]:
+def word_timings(
+    durations: np.ndarray, word_indices: np.ndarray, seconds_per_frame: float, offset: float, word_spans: np.ndarray | None = None
+) -> list[WordTiming]:
     ends = np.cumsum(durations)
     starts = ends - durations
     timings = []
     for word in np.unique(word_indices[word_indices >= 0]):
         tokens = np.flatnonzero(word_indices == word)
-        timings.append(WordTiming(int(word), offset + starts[tokens[0]] * seconds_per_frame, offset + ends[tokens[-1]] * seconds_per_frame))
+        start_char, end_char = (int(word_spans[word, 0]), int(word_spans[word, 1])) if word_spans is not None else (-1, -1)
+        timings.append(
+            WordTiming(int(word), float(offset + starts[tokens[0]] * seconds_per_frame), float(offset + ends[tokens[-1]] * seconds_per_frame), start_char, end_char)
+        )
     return timings
 
 
@@ -121,8 +155,12 @@ class StreamingSynthesizer:
                     future = loop.run_in_executor(self._executor, decode, self.acoustic, request)
                     future.add_done_callback(lambda _: jobs.release())
                     await decoded.put((request, future))
-            finally:
-                await decoded.put(None)
+            except asyncio.CancelledError:
+                raise  # the consumer has gone: nobody reads an end mark, and waiting on a full queue would hang
+            except BaseException:
+                await decoded.put(None)  # the consumer stops, then re-raises this through `await producer`
+                raise
+            await decoded.put(None)
 
         producer = asyncio.create_task(acoustic_stage())
         throttler = Throttler(rate_limit=max(1, int(self.pace_seconds)), period=self.pace_seconds) if self.pace_seconds else None
@@ -138,7 +176,8 @@ class StreamingSynthesizer:
                 output = await future
                 offset = frames * seconds_per_frame
                 frames += len(output.mel)
-                timings = word_timings(output.durations, request.word_indices, seconds_per_frame, offset)
+                timings = word_timings(output.durations, request.word_indices, seconds_per_frame, offset, request.word_spans)
+                sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
                 bounds = [0, *phrase_cuts(output.durations, request.boundary_levels), len(output.mel)]
                 for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                     if throttler is not None:
@@ -149,7 +188,7 @@ class StreamingSynthesizer:
                     start = produced / self.sample_rate
                     produced += len(samples)
                     words = tuple(t for t in timings if lo * seconds_per_frame + offset <= t.start < hi * seconds_per_frame + offset)
-                    yield AudioChunk(samples, self.sample_rate, start, index, request.tag, words, last)
+                    yield AudioChunk(samples, self.sample_rate, start, index, request.tag, words, last, (sentence,) if piece == 0 else ())
                 index += 1
             tail = vocoder_stream.finish()
             if len(tail):

@@ -1,0 +1,160 @@
+"""Prosody transfer (reader.transfer) with the shipped models on real held-out recordings."""
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+
+from reader.engine import Reader
+from reader.errors import ReaderError
+from reader.paths import data_dir
+from reader.transfer import MAX_SOURCE_SECONDS, ProsodyTransfer, in_target_register, load_source, token_inputs
+
+# Held-out test clips (never trained on): an LJ sentence and a kathleen sentence with a comma.
+LJ_CLIP = ("ljspeech_longform", "LJ002-0155", "LJ", "for which the costs were six shillings ten pence.")
+KATHLEEN_CLIP = ("kathleen_arctic", "arctic_b0499", "kathleen", "I said, and dismissed the matter as not worth thinking about.")
+HOP_SECONDS = 256 / 22050
+
+
+def clip_path(clip) -> str:
+    return str(data_dir() / clip[0] / "wavs" / f"{clip[1]}.flac")
+
+
+def seconds(path) -> float:
+    return soundfile.info(path).duration
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return Reader(voice="LJ", prosody="centroid", threads=1)
+
+
+@pytest.fixture(scope="module")
+def transfer(reader):
+    return ProsodyTransfer(reader.acoustic, reader.vocoder, reader.analyzer)
+
+
+@pytest.mark.parametrize("clip, target", [(LJ_CLIP, "kathleen"), (KATHLEEN_CLIP, "LJ")], ids=["LJ->kathleen", "kathleen->LJ"])
+def test_transfer_between_the_real_speakers_in_both_directions(reader, transfer, clip, target):
+    audio = reader.transfer(clip_path(clip), clip[3], voice=target, source_voice=clip[2])
+    assert audio.sample_rate == 22050 and np.all(np.isfinite(audio.samples))
+    assert abs(audio.seconds - seconds(clip_path(clip))) < 2 * HOP_SECONDS  # the source's frames, token by token
+    assert np.sqrt(np.mean(audio.samples**2)) > 0.01
+    assert len(audio.words) == len(clip[3].split())
+    # in the target's voice: decoding the same plan in the source's own voice gives another spectrum
+    prosody = transfer.analyse_source(clip_path(clip), clip[3], source_voice=clip[2])
+    in_target = transfer.decode(transfer.plan(prosody, target, mode="codes"))
+    in_source = transfer.decode(transfer.plan(prosody, clip[2], mode="codes"))
+    assert np.array_equal(in_target.durations, prosody.durations) and np.array_equal(in_source.durations, prosody.durations)
+    assert np.mean(np.abs(in_target.mel - in_source.mel)) > 0.1
+    # the codes alone carry the source's melody: the target's vowel pitch follows the source's far more
+    # closely than the text-predicted pitch does on the same durations
+    vowels = prosody.inputs.stress_ids > 0
+    from_text = transfer.acoustic.synthesize(token_inputs(prosody.inputs), transfer.speaker(target), duration_override=prosody.durations.astype(np.float32))
+
+    def follows_source(f0):
+        return np.corrcoef(np.log(f0[vowels]), prosody.log_f0[vowels])[0, 1]
+
+    assert follows_source(in_target.f0) > max(0.8, follows_source(from_text.f0) + 0.1)
+
+
+def test_an_unnamed_source_speaker_is_taken_as_the_nearest_known_voice(transfer):
+    for clip in (LJ_CLIP, KATHLEEN_CLIP):
+        prosody = transfer.analyse_source(clip_path(clip), clip[3])
+        assert prosody.source_speaker.name == clip[2] and prosody.source_speaker_chosen
+    assert "nearest known voice" in transfer.plan(prosody, "LJ").notes()[0]
+
+
+def test_streamed_transfer_is_phrase_by_phrase_and_equals_the_whole_decode(transfer):
+    plan = transfer.plan(transfer.analyse_source(clip_path(KATHLEEN_CLIP), KATHLEEN_CLIP[3], source_voice="kathleen"), "LJ")
+
+    async def collect():
+        return [chunk async for chunk in transfer.stream(plan)]
+
+    chunks = asyncio.run(collect())
+    assert len(chunks) >= 2  # cut at the comma's phrase break
+    whole = transfer.vocoder.synthesize(transfer.decode(plan).mel)
+    assert np.allclose(np.concatenate([c.samples for c in chunks]), whole, atol=1e-4)
+
+
+def test_another_sample_rate_is_resampled_and_aligns_like_the_original(tmp_path, transfer):
+    audio, rate = soundfile.read(clip_path(LJ_CLIP), dtype="float32")
+    resampled = tmp_path / "source_16k.wav"
+    soundfile.write(resampled, soxr.resample(audio, rate, 16000), 16000)
+    recording = load_source(resampled, 22050)
+    assert recording.sample_rate == 22050 and recording.original_sample_rate == 16000
+    assert abs(recording.samples.size - audio.size) < 3
+    original = transfer.analyse_source(clip_path(LJ_CLIP), LJ_CLIP[3], source_voice="LJ")
+    from_16k = transfer.analyse_source(resampled, LJ_CLIP[3], source_voice="LJ")
+    assert abs(int(from_16k.durations.sum()) - int(original.durations.sum())) <= 1
+    assert np.mean(np.abs(from_16k.durations - original.durations)) < 1.0  # frames per token
+
+
+def test_a_transcript_that_does_not_match_is_refused_unless_forced(transfer):
+    wrong = "Never so strange a prophet came up to Jerusalem, with his brother and a lamp."
+    with pytest.raises(ReaderError, match="does not match"):
+        transfer.analyse_source(clip_path(LJ_CLIP), wrong)
+    forced = transfer.analyse_source(clip_path(LJ_CLIP), wrong, source_voice="LJ", force=True)
+    assert forced.alignment_cost > forced.cost_threshold
+    assert any("does not seem to match" in note for note in transfer.plan(forced, "kathleen").notes())
+
+
+def test_source_f0_mode_moves_the_source_contour_into_the_target_register(transfer):
+    prosody = transfer.analyse_source(clip_path(LJ_CLIP), LJ_CLIP[3], source_voice="LJ")
+    plan = transfer.plan(prosody, "kathleen", mode="codes+f0")
+    vowels = prosody.inputs.stress_ids > 0
+    target_own = transfer.decode(transfer.plan(prosody, "kathleen", mode="codes")).f0
+    assert np.all(plan.f0_override > 0)
+    # same intervals as the source, same mean (log) pitch over the vowels as the target's own rendering
+    assert np.allclose(np.diff(np.log(plan.f0_override)), np.diff(prosody.log_f0), atol=1e-4)
+    assert np.mean(np.log(plan.f0_override[vowels])) == pytest.approx(np.mean(np.log(target_own[vowels])), abs=1e-4)
+    decoded = transfer.decode(plan)
+    assert np.allclose(decoded.f0, plan.f0_override, rtol=1e-3)
+
+
+def test_register_shift_keeps_intervals():
+    source = np.log(np.array([100.0, 150.0, 120.0, 90.0], np.float32))
+    vowels = np.array([True, True, False, True])
+    shifted = in_target_register(source, np.array([200.0, 240.0, 1.0, 180.0], np.float32), vowels)
+    assert np.allclose(np.diff(np.log(shifted)), np.diff(source), atol=1e-5)
+    assert np.mean(np.log(shifted[vowels])) == pytest.approx(np.mean(np.log([200.0, 240.0, 180.0])), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_text("this is not audio\n"), "not an audio file"),
+        (lambda p: soundfile.write(p, np.zeros(22050, np.float32), 22050), "silent"),
+        (lambda p: soundfile.write(p, np.zeros(0, np.float32), 22050), "holds no audio"),
+        (lambda p: soundfile.write(p, 0.1 * np.random.default_rng(0).standard_normal(int(8000 * (MAX_SOURCE_SECONDS + 1))), 8000), "split it"),
+        (lambda p: None, "not found"),
+    ],
+    ids=["not-audio", "silent", "empty", "too-long", "missing"],
+)
+def test_bad_source_files_give_one_clear_error(tmp_path, make, message):
+    path = tmp_path / "source.wav"
+    make(path)
+    with pytest.raises(ReaderError, match=message):
+        load_source(path, 22050)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "reader", *args], check=False, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+
+
+def test_cli_transfers_into_a_file_and_reports_bad_input_in_one_line(tmp_path):
+    out = tmp_path / "out.wav"
+    done = cli("transfer", clip_path(KATHLEEN_CLIP), "--text", KATHLEEN_CLIP[3], "--voice", "LJ", "--source-voice", "kathleen", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert abs(seconds(out) - seconds(clip_path(KATHLEEN_CLIP))) < 2 * HOP_SECONDS
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(22050, np.float32), 22050)
+    for source, text in ((silent, "Hello there."), (clip_path(KATHLEEN_CLIP), "A completely different sentence about the weather in Spain.")):
+        failed = cli("transfer", str(source), "--text", text, "--voice", "LJ", "-o", str(tmp_path / "bad.wav"))
+        assert failed.returncode == 2 and not (tmp_path / "bad.wav").exists()
+        assert failed.stderr.count("\n") == 1 and failed.stderr.startswith("reader: error: ") and "Traceback" not in failed.stderr
