@@ -10,7 +10,6 @@ Needs the labels from `python -m reader.training.pause_labels` (Whisper word tim
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from reader.training.break_data import (
     punctuation_baseline,
     scores,
 )
+from common import write_results  # benchmarks/ is on sys.path when run as a script
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -72,10 +72,7 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     args = parser.parse_args()
     result = evaluate(args.labels)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "break_eval.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / "break_eval.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(RESULTS / "break_eval", result, markdown(result))
 
 
 if __name__ == "__main__":

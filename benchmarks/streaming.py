@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import write_results  # benchmarks/ is on sys.path when run as a script
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ARTICLE_WORDS = 1000
@@ -171,10 +172,7 @@ def main() -> None:
     }
     if not args.skip_wer:
         result["wer"] = word_error_rates()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "streaming.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / "streaming.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(RESULTS / "streaming", result, markdown(result))
 
 
 if __name__ == "__main__":
