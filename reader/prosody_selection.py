@@ -31,11 +31,24 @@ clip and of the neighbour a selector picks for it (LJ, 315 clips; standard error
 - bert+syntactic: a weighted sum of cosines, equal to the cosine of the concatenated unit vectors
   scaled by sqrt(1 - w) and sqrt(w); r rises with the syntax weight (0.25: -0.01, 0.5: 0.01, 0.75: 0.06),
   so w = 0.75.
+- Recording sessions: the bank's embeddings are used with each session's offset taken out (each clip
+  moved by its speaker's mean minus its session's mean; `without_session_offsets`). In LJ the two book
+  sections account for 24% of the embedding variance (ARCTIC's two prompt sets: 1.5%): recording
+  conditions and a session-wide register, which one document should keep throughout. Left in, the
+  selectors picked that offset at random (BERT neighbours came 96% from the clip's own section,
+  i.e. matched the topic) and it cost log-F0 RMSE on the held-out clips: syntactic
+  5.31 st raw against 5.11 normalised (centroid 5.07), WER 0.109 against 0.104 (centroid 0.100).
 - Long-form reading: `avoid_recent` skips neighbours used in the last k sentences, so consecutive
   sentences with similar parses do not all get the same contour. Measured neutral on LJ in reading
   order (r 0.19 with or without; the plain look-up repeats a neighbour at under 1% of consecutive
   clips), kept at 3 as cheap insurance for banks smaller than LJ's. The sentence's position in its
   paragraph is not used: the training clips have no paragraph marks (LJ clips are cut at silences).
+What selection can do at all, measured (benchmarks/results/prosody_selection.md): on the LJ training
+recordings a syntactic neighbour's own F0 contour predicts a clip's no better than a random clip's
+(log-F0 RMSE 7.29 against 7.37 st) and far worse than the voice's mean contour (5.19), and its
+embedding is no closer to the clip's than a random one (0.996 of random). With the shipped acoustic
+model even each held-out clip's own embedding, encoded from its recording, widens the F0-std gap to
+the recording by 21% and leaves log-F0 RMSE unchanged.
 A bank that is missing, corrupt, empty for the speaker or built for another acoustic model, and a
 sentence that gives no usable vector, fall back to the centroid with a one-line logged warning.
 """
@@ -45,6 +58,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,15 +69,13 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 SELECTORS = ("centroid", "syntactic", "bert", "bert+syntactic")
-# Whichever measures best on long-form reading (the issue's rule). With the shipped acoustic model
-# (13,612 steps; its utterance embedding now moves F0 and timing: 0.3 st F0 std, 1.6 st mean F0 across
-# bank embeddings), no selector beats the centroid on the 50 held-out LJ clips: F0-std gap 1.08 st
-# (centroid) vs 1.11 syntactic, 1.19 bert, 1.20 bert+syntactic; log-F0 RMSE 5.07 vs 5.31 / 5.23 / 5.11
-# (benchmarks/results/prosody_selection.md). On the training bank the syntactic neighbour predicts a
-# clip's embedding no better than a random pick (error 0.98 of random), so its choices add variation
-# that is not the recording's. The paper's syntactic selector stays one flag away.
+# Whichever measures best on long-form reading (the issue's rule). On the 50 held-out LJ clips no
+# selector beats the centroid (benchmarks/results/prosody_selection.md): F0-std gap 1.08 st (centroid)
+# vs 1.08 syntactic, 1.05 bert, 1.12 bert+syntactic; log-F0 RMSE 5.07 vs 5.11 / 5.18 / 5.11; WER 0.100
+# vs 0.104 / 0.099 / 0.096, all within noise of each other, and no better than the bounds allow (module
+# docstring). The centroid also costs nothing per sentence. The paper's selectors stay one flag away.
 DEFAULT_SELECTOR = "centroid"
-BANK_FORMAT_VERSION = 1
+BANK_FORMAT_VERSION = 2  # 2: every utterance names its recording session
 BERT_FORMAT_VERSION = 1
 
 PROFILE_BINS = 8
@@ -171,6 +183,27 @@ class BankUtterance:
     id: str
     speaker: str
     text: str
+    session: str  # the recording session (book section, prompt set) the clip comes from
+
+
+def recording_session(utterance_id: str) -> str:
+    """The clip's book section or prompt set, read off its id: "LJ001-0042" -> "LJ001", "arctic_b0123" ->
+    "arctic_b": the closest the corpora come to naming a recording session."""
+    return re.sub(r"[-_]?\d+$", "", utterance_id) or utterance_id
+
+
+def without_session_offsets(embeddings: np.ndarray, utterances: Sequence[BankUtterance]) -> np.ndarray:
+    """Each embedding moved by its speaker's mean minus its session's mean: the selector then chooses
+    among within-session prosody around one register and recording colour per voice."""
+    result = embeddings.copy()
+    speakers = np.array([u.speaker.lower() for u in utterances])
+    sessions = np.array([u.session for u in utterances])
+    for speaker in np.unique(speakers):
+        of_speaker = speakers == speaker
+        for session in np.unique(sessions[of_speaker]):
+            rows = of_speaker & (sessions == session)
+            result[rows] += embeddings[of_speaker].mean(0) - embeddings[rows].mean(0)
+    return result
 
 
 @dataclass(frozen=True)
@@ -185,8 +218,11 @@ class ProsodyBank:
     features: SyntacticFeatures = SyntacticFeatures()
 
     @classmethod
-    def load(cls, folder: Path, text_to_mel_sha256: str, embedding_dim: int, features: SyntacticFeatures = SyntacticFeatures()) -> ProsodyBank:
-        """Read and check a bank folder; any problem raises BankError with a one-line reason."""
+    def load(
+        cls, folder: Path, text_to_mel_sha256: str, embedding_dim: int, features: SyntacticFeatures = SyntacticFeatures(), session_normalised: bool = True
+    ) -> ProsodyBank:
+        """Read and check a bank folder; any problem raises BankError with a one-line reason.
+        session_normalised: take each recording session's offset out of the embeddings (module docstring)."""
         try:
             manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
             if manifest.get("format_version") != BANK_FORMAT_VERSION:
@@ -200,7 +236,7 @@ class ProsodyBank:
                     raise BankError(f"{path.name} does not match its manifest (corrupt)")
                 arrays[name] = np.load(path, allow_pickle=False)
             rows = manifest["utterances"]
-            utterances = [BankUtterance(row["id"], row["speaker"], row["text"]) for row in rows]
+            utterances = [BankUtterance(row["id"], row["speaker"], row["text"], row["session"]) for row in rows]
             syntactic = np.stack([features.vector(row["distances"], row["n_words"]) for row in rows]) if rows else np.zeros((0, 0))
         except BankError:
             raise
@@ -213,7 +249,10 @@ class ProsodyBank:
             raise BankError("empty")
         if acoustic is None or bert is None or acoustic.shape != (len(rows), embedding_dim) or len(bert) != len(rows):
             raise BankError("array shapes do not match the utterance list or the acoustic model's embedding size")
-        return cls(utterances, acoustic.astype(np.float32), unit(syntactic), unit(bert.astype(np.float32)), manifest.get("bert_graph_sha256", ""), features)
+        acoustic = acoustic.astype(np.float32)
+        if session_normalised:
+            acoustic = without_session_offsets(acoustic, utterances)
+        return cls(utterances, acoustic, unit(syntactic), unit(bert.astype(np.float32)), manifest.get("bert_graph_sha256", ""), features)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def bank_entries(analyzer):
     entries = []
     for index, text in enumerate(BANK_TEXTS):
         distances, n_words = clip_distances(text, analyzer)
-        entries.append(BankEntry(f"clip{index}", "LJ", "corpus", text, distances, n_words, np.eye(DIM, dtype=np.float32)[index]))
+        entries.append(BankEntry(f"clip{index}", "LJ", "corpus", "session", text, distances, n_words, np.eye(DIM, dtype=np.float32)[index]))
     return entries
 
 
@@ -94,6 +94,33 @@ def test_selectors_pick_the_nearest_neighbour(bank_folder, analyzer):
     assert selection.similarity == pytest.approx(1.0)
 
 
+def test_session_offsets_are_taken_out_of_the_embeddings():
+    from reader.prosody_selection import BankUtterance, without_session_offsets
+
+    rng = np.random.default_rng(0)
+    sessions = ["a"] * 6 + ["b"] * 4 + ["only"]
+    offsets = {"a": np.full(DIM, 3.0), "b": np.full(DIM, -2.0), "only": np.full(DIM, 5.0)}
+    raw = np.stack([offsets[s] + rng.normal(size=DIM) for s in sessions]).astype(np.float32)
+    other_voice = rng.normal(size=(3, DIM)).astype(np.float32) + 10.0
+    utterances = [BankUtterance(f"lj{i}", "LJ", "text", s) for i, s in enumerate(sessions)]
+    utterances += [BankUtterance(f"k{i}", "kathleen", "text", "a") for i in range(3)]  # same session name, other voice
+    normalised = without_session_offsets(np.concatenate([raw, other_voice]), utterances)
+    speaker_mean = raw.mean(0)
+    for session in offsets:
+        rows = np.array([s == session for s in sessions])
+        np.testing.assert_allclose(normalised[:11][rows].mean(0), speaker_mean, atol=1e-5)  # one register per voice
+        np.testing.assert_allclose(normalised[:11][rows] - normalised[:11][rows].mean(0), raw[rows] - raw[rows].mean(0), atol=1e-5)  # prosody kept
+    np.testing.assert_allclose(normalised[11:], other_voice, atol=1e-5)  # a one-session voice is unchanged
+
+
+def test_recording_sessions_are_read_off_the_clip_ids():
+    from reader.prosody_selection import recording_session
+
+    assert [recording_session(i) for i in ("LJ001-0042", "LJ002-0116", "arctic_a0286", "arctic_b0001", "clip7", "42")] == [
+        "LJ001", "LJ002", "arctic_a", "arctic_b", "clip", "42"
+    ]  # fmt: skip
+
+
 def test_long_form_rule_avoids_the_last_neighbours(bank_folder, analyzer):
     bank = ProsodyBank.load(bank_folder / "prosody_bank", SHA, DIM)
     selector = ProsodySelector("syntactic", bank, "LJ", avoid_recent=1)
@@ -126,6 +153,7 @@ def _assert_centroid_with_one_warning(caplog, selector, analyzer, reason: str):
     ("corrupt array", "corrupt"),
     ("corrupt manifest", "corrupt"),
     ("other model", "another acoustic model"),
+    ("old format", "format version 1"),
     ("empty", "empty"),
     ("other voice", "no utterances of voice"),
     ("no sentence encoder", "BERT sentence encoder unusable"),
@@ -142,6 +170,8 @@ def test_unusable_bank_falls_back_to_the_centroid_with_a_warning(bank_folder, an
         (bank / "manifest.json").write_text("{not json")
     elif damage == "other model":
         model = fake_model("b" * 64)
+    elif damage == "old format":  # a bank from before utterances named their recording session
+        (bank / "manifest.json").write_text(json.dumps(manifest | {"format_version": 1}))
     elif damage == "empty":
         (bank / "manifest.json").write_text(json.dumps(manifest | {"utterances": []}))
     elif damage == "other voice":

@@ -19,6 +19,8 @@ A clip may hold several sentences (or, in LJ, a clause cut at a silence). Its li
 the whole clip, as its acoustic embedding does: the distance vectors of its sentences are concatenated
 with one gap of distance max + 1 between sentences (a sentence boundary outranks every break inside
 one), and BERT reads the whole transcript. Test-split clips are never read (data.read_manifest refuses).
+Each clip also records its recording session (reader.prosody_selection.recording_session), which the selector uses to take
+session offsets out of the embeddings (see reader.prosody_selection).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from reader.prosody_selection import (
     BANK_FORMAT_VERSION,
     BERT_FORMAT_VERSION,
     SentenceEncoder,
+    recording_session,
     sha256_of,
 )
 from runtime.acoustic import AcousticModel
@@ -165,6 +168,7 @@ class BankEntry:
     utterance_id: str
     speaker: str
     corpus: str
+    session: str
     text: str
     distances: list[int]
     n_words: int
@@ -195,7 +199,7 @@ def bank_entries(acoustic: AcousticModel, analyzer: Analyzer, data_config: DataC
             print(f"skipping {utterance.utterance_id}: no features or nothing speakable", file=sys.stderr)
             continue
         (embedding,) = encoder.run(None, {"log_mel": features.log_mel[None].astype(np.float32)})
-        entries.append(BankEntry(utterance.utterance_id, utterance.speaker, utterance.corpus, utterance.text, *keys, embedding[0]))
+        entries.append(BankEntry(utterance.utterance_id, utterance.speaker, utterance.corpus, recording_session(utterance.utterance_id), utterance.text, *keys, embedding[0]))
     return entries
 
 
@@ -214,10 +218,11 @@ def write_bank(entries: list[BankEntry], bert_vectors: np.ndarray, acoustic_fold
         "bert_graph_sha256": sha256_of(bert_folder / BERT_GRAPH),
         "split": "train",
         "keys": "distances: syntactic distances of the clip's sentences, concatenated with a max+1 gap between sentences; "
-        "bert_vectors: mean-pooled unit MiniLM vectors of the whole transcript; acoustic_embeddings: utterance_encoder on the clip's log-mel",
+        "bert_vectors: mean-pooled unit MiniLM vectors of the whole transcript; acoustic_embeddings: utterance_encoder on the clip's log-mel "
+        "(raw posterior means; the selector removes each session's offset at load time)",
         "files": {name: {"file": f"{name}.npy", "sha256": sha256_of(out_dir / f"{name}.npy"), "shape": list(array.shape)} for name, array in arrays.items()},
         "utterances": [
-            {"id": e.utterance_id, "speaker": e.speaker, "corpus": e.corpus, "text": e.text, "n_words": e.n_words, "distances": e.distances}
+            {"id": e.utterance_id, "speaker": e.speaker, "corpus": e.corpus, "session": e.session, "text": e.text, "n_words": e.n_words, "distances": e.distances}
             for e in entries
         ],
     }
