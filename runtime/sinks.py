@@ -87,9 +87,11 @@ class FileSink(AudioSink):
         self._tmp = Path(tmp)
         try:
             self._file = soundfile.SoundFile(tmp, "w", samplerate=sample_rate, channels=1, format=fmt[0], subtype=fmt[1])
-        except Exception as exc:  # soundfile raises its own error type
+        except BaseException as exc:  # a Ctrl-C here must not leave the temporary file behind either
             self._tmp.unlink(missing_ok=True)
-            raise AudioSinkError(f"cannot write {self.path}: {exc}") from None
+            if isinstance(exc, Exception):  # soundfile raises its own error type
+                raise AudioSinkError(f"cannot write {self.path}: {exc}") from None
+            raise
 
     def write(self, samples: np.ndarray) -> None:
         try:
