@@ -142,7 +142,10 @@ def test_ctrl_c_stops_quickly_and_leaves_no_partial_file(tmp_path):
     doc = tmp_path / "long.txt"
     doc.write_text(" ".join(["This sentence is read again and again, so the render takes a while."] * 400))
     out = tmp_path / "long.wav"
-    proc = subprocess.Popen([sys.executable, "-m", "reader", "render", str(doc), "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    # As from a terminal: a shell starts background jobs (e.g. `bash .ci/run &`) with SIGINT ignored,
+    # which children inherit and Python honours, so the child sets the usual handler first.
+    as_from_a_terminal = "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); sys.argv[0] = 'reader'; runpy.run_module('reader', run_name='__main__')"
+    proc = subprocess.Popen([sys.executable, "-c", as_from_a_terminal, "render", str(doc), "-o", str(out)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".long.wav.*.part")) and time.monotonic() < deadline:
         time.sleep(0.1)  # wait until rendering has started writing
