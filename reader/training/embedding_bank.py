@@ -19,8 +19,8 @@ A clip may hold several sentences (or, in LJ, a clause cut at a silence). Its li
 the whole clip, as its acoustic embedding does: the distance vectors of its sentences are concatenated
 with one gap of distance max + 1 between sentences (a sentence boundary outranks every break inside
 one), and BERT reads the whole transcript. Test-split clips are never read (data.read_manifest refuses).
-Each clip also records its recording session (reader.prosody_selection.recording_session), which the selector uses to take
-session offsets out of the embeddings (see reader.prosody_selection).
+Each clip also records its recording session (reader.prosody_selection.recording_session); the
+selector takes each session's offset out of the embeddings at load time.
 """
 
 from __future__ import annotations
