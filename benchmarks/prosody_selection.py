@@ -109,7 +109,7 @@ def recorded_f0(utterance_ids: list[str], corpora: dict[str, str]) -> RecordedF0
     for utterance_id in utterance_ids:
         corpus = corpora[utterance_id]
         features = cache.load(Utterance(corpus, utterance_id, "", "", data_dir() / corpus / "wavs" / f"{utterance_id}.flac"))
-        tracks.append(F0Track.of(12 * np.log2(features.f0_hz[features.f0_hz > 0] / 100)))
+        tracks.append(F0Track.of(semitones(features.f0_hz[features.f0_hz > 0])))
     return RecordedF0(np.array([t.std for t in tracks]), np.stack([t.contour() for t in tracks]))
 
 
@@ -533,8 +533,8 @@ def embedding_sensitivity(models: Path, texts: list[str], n_embeddings: int = 20
             stats = []
             for embedding in embeddings:
                 output = decode(reader.acoustic, replace(request, utterance_embedding=embedding))
-                semitones = np.repeat(12 * np.log2(np.maximum(output.f0[vowels], 1e-3) / 100), output.durations[vowels])
-                stats.append((semitones.std(), semitones.mean(), output.durations.sum() * reader.acoustic.hop_length / reader.sample_rate))
+                vowel_semitones = np.repeat(semitones(output.f0[vowels]), output.durations[vowels])
+                stats.append((vowel_semitones.std(), vowel_semitones.mean(), output.durations.sum() * reader.acoustic.hop_length / reader.sample_rate))
             spreads.append(np.std(stats, axis=0))
     spread = np.mean(spreads, axis=0)
     return {"sentences": len(spreads), "embeddings": n_embeddings, "f0_std_st": round(float(spread[0]), 4), "mean_f0_st": round(float(spread[1]), 4), "duration_s": round(float(spread[2]), 4)}
