@@ -15,7 +15,7 @@ from .document import Document, SentenceSpan, SentenceSplitter, split_document
 from .normalize import Token, normalize_sentence
 from .pronounce import Pronouncer, load_lexicon
 from .prosody import BREAK_MODEL_PATH, BreakLevel, BreakModel, plan_breaks
-from .syntax import Parser, make_parser, split_points, syntactic_distances
+from .syntax import Parser, PunctuationParser, make_parser, split_points, syntactic_distances
 
 # No synthesis unit is longer than this many words: longer sentences are split at their largest
 # syntactic distance (the issue's "about 40 words").
@@ -137,14 +137,20 @@ class Analyzer:
             chapters[sentence.chapter].paragraphs[sentence.paragraph].sentences.append(sentence)
         return DocumentAnalysis(text=document.text, chapters=chapters)
 
-    def iter_sentences(self, document: Document) -> Iterator[SentenceAnalysis]:
-        """Analysed sentences in reading order, produced batch by batch (memory stays flat)."""
+    def iter_sentences(self, document: Document, quick_start: bool = False) -> Iterator[SentenceAnalysis]:
+        """Analysed sentences in reading order, produced batch by batch (memory stays flat).
+
+        quick_start: if the parser is still loading (syntax.BackgroundParser) when the first sentence
+        is due, plan that one sentence from its punctuation (syntax.PunctuationParser) instead of
+        waiting: first audio comes sooner, but the first sentence's plan then depends on timing.
+        """
         batch: list[_SentenceJob] = []
         batch_index = 0
         for job in self._jobs(document):
             batch.append(job)
             if len(batch) == PARSE_BATCH_SIZES[min(batch_index, len(PARSE_BATCH_SIZES) - 1)]:
-                yield from self._analyze_batch(document, batch)
+                provisional = quick_start and batch_index == 0 and not getattr(self.parser, "ready", True)
+                yield from self._analyze_batch(document, batch, provisional)
                 batch = []
                 batch_index += 1
         if batch:
@@ -165,9 +171,12 @@ class Analyzer:
                         yield _SentenceJob(span, ci, pi, final, tuple(tokens))
                     span = following
 
-    def _analyze_batch(self, document: Document, jobs: Sequence[_SentenceJob]) -> Iterator[SentenceAnalysis]:
-        with self._parse_lock:
-            parses = self.parser.parse([job.tokens for job in jobs])
+    def _analyze_batch(self, document: Document, jobs: Sequence[_SentenceJob], provisional: bool = False) -> Iterator[SentenceAnalysis]:
+        if provisional:
+            parses = PunctuationParser().parse([job.tokens for job in jobs])
+        else:
+            with self._parse_lock:
+                parses = self.parser.parse([job.tokens for job in jobs])
         for job, parsed in zip(jobs, parses):
             yield from self._analyze_sentence(document, job, parsed)
 

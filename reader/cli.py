@@ -140,7 +140,8 @@ def _speak(args: argparse.Namespace, output: str | None, pace_seconds: float | N
 
     async def pump(sink) -> int:
         count = 0
-        async for chunk in reader.stream(text, pace_seconds=pace_seconds):
+        # Playback and piped output start before the parser is ready (README: "Start-up"); files wait for it.
+        async for chunk in reader.stream(text, pace_seconds=pace_seconds, quick_start=output in (None, "-")):
             await asyncio.to_thread(sink.write, chunk.samples)
             count += 1
         return count

@@ -146,8 +146,9 @@ class Reader:
             word_spans=word_spans, char_span=(sentence.start, sentence.end), text=sentence.text,
         )  # fmt: skip
 
-    def requests(self, text: str | Document) -> Iterator[SynthesisRequest]:
-        """Synthesis requests in reading order, analysed lazily (memory stays flat on a whole book)."""
+    def requests(self, text: str | Document, quick_start: bool = False) -> Iterator[SynthesisRequest]:
+        """Synthesis requests in reading order, analysed lazily (memory stays flat on a whole book);
+        `quick_start` as in stream()."""
         if isinstance(text, Document):
             document = text
         elif isinstance(text, str):
@@ -155,10 +156,10 @@ class Reader:
         else:
             raise TypeError(f"expected a str or a reader.document.Document, got {type(text).__name__}")
         reading = self.prosody.reading()  # the long-form rule's memory, per document
-        for sentence in self.analyzer.iter_sentences(document):
+        for sentence in self.analyzer.iter_sentences(document, quick_start):
             yield self.request(sentence, reading.select(sentence))
 
-    async def stream(self, text: str | Document, pace_seconds: float | None = None) -> AsyncIterator[AudioChunk]:
+    async def stream(self, text: str | Document, pace_seconds: float | None = None, quick_start: bool = False) -> AsyncIterator[AudioChunk]:
         """Audio chunks (runtime.stream.AudioChunk) of `text` as they are synthesised, phrase by phrase.
 
         Each chunk carries the words (`chunk.words`) and sentences (`chunk.sentences`) that start in
@@ -166,7 +167,10 @@ class Reader:
         (for a Document: into `document.text`); a timing arrives with or up to the vocoder's
         look-ahead (about 0.3 s) before its audio (see AudioChunk). Analysis of the next sentences runs in a worker
         thread while the current one is synthesised. `pace_seconds` (playback): stay at most this
-        many seconds of audio ahead of real time.
+        many seconds of audio ahead of real time. `quick_start` (playback, piping): if the parser is
+        still loading when the first sentence is due (a fresh Reader), plan that sentence from its
+        punctuation rather than wait for it; the first sentence may then sound different from run to
+        run. Without it (the default) the same text always gives the same audio.
 
         Closing the stream (`await stream.aclose()`, or leaving `async with
         contextlib.aclosing(reader.stream(...))`) returns once its worker threads have stopped; only
@@ -178,7 +182,7 @@ class Reader:
         loop = asyncio.get_running_loop()
         synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds)
         analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
-        sentences = self.requests(text)
+        sentences = self.requests(text, quick_start)
 
         async def analysed() -> AsyncIterator[SynthesisRequest]:
             while (request := await loop.run_in_executor(analysis, next, sentences, None)) is not None:

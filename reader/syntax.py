@@ -13,8 +13,9 @@ gap it falls in), so every leaf is a word index 0..n-1.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from .errors import ModelError, ReaderError
 
@@ -280,11 +281,109 @@ def split_points(distances: Sequence[int], max_words: int) -> list[int]:
     return sorted(cuts)
 
 
-def make_parser(name: str = "spacy") -> Parser:
-    """The parser backend by name: 'spacy' (offline default) or 'stanza'."""
+class BackgroundParser:
+    """A parser that loads in a background thread: construction returns at once, `parse` waits for it.
+
+    Importing spaCy and loading its model take 1-3 s, longer than everything else a reading needs
+    before its first sentence; loading them beside the acoustic models hides that time. A load error
+    (a missing model) is raised by every `parse` call, so it reaches the caller as if loading had
+    happened up front.
+    """
+
+    def __init__(self, name: str, load: Callable[[], Parser]) -> None:
+        self.name = name
+        self._loaded = threading.Event()
+        self._parser: Parser | None = None
+        self._error: BaseException | None = None
+        # A daemon thread: a process that finishes early (one short sentence) need not wait for it.
+        threading.Thread(target=self._load, args=(load,), name=f"load {name} parser", daemon=True).start()
+
+    def _load(self, load: Callable[[], Parser]) -> None:
+        try:
+            self._parser = load()
+        except BaseException as exc:  # re-raised in the caller's thread by parse()
+            self._error = exc
+        finally:
+            self._loaded.set()
+
+    @property
+    def ready(self) -> bool:
+        """Whether `parse` would run at once (loaded, or failed to load)."""
+        return self._loaded.is_set()
+
+    def parse(self, sentences: Sequence[Sequence[TokenLike]]) -> list[ParsedSentence]:
+        self._loaded.wait()
+        if self._error is not None:
+            raise self._error
+        return self._parser.parse(sentences)
+
+
+# Closed-class words with their usual Penn tag: all a punctuation plan knows of parts of speech. They
+# drive the break model's look-ahead features and the article "a" (AH0, not the letter EY1).
+FUNCTION_WORD_TAGS = {
+    **dict.fromkeys("a an the this that these those every each some any no another".split(), "DT"),
+    **dict.fromkeys(
+        "of in on at by for with from into onto upon about after before over under between through during without "
+        "within against among since until because although though while if than as whether".split(),
+        "IN",
+    ),
+    "to": "TO",
+    **dict.fromkeys("and or but nor".split(), "CC"),
+    **dict.fromkeys("i you he she it we they me him us them".split(), "PRP"),
+    **dict.fromkeys("my your his her its our their".split(), "PRP$"),
+    **dict.fromkeys("can could may might must shall should will would".split(), "MD"),
+    **dict.fromkeys("which".split(), "WDT"),
+    **dict.fromkeys("who whom what".split(), "WP"),
+    "whose": "WP$",
+    **dict.fromkeys("when where why how".split(), "WRB"),
+    **{"is": "VBZ", "are": "VBP", "am": "VBP", "was": "VBD", "were": "VBD", "be": "VB", "been": "VBN"},
+    **{"has": "VBZ", "have": "VBP", "had": "VBD", "do": "VBP", "does": "VBZ", "did": "VBD"},
+}
+# Punctuation that closes a clause, and punctuation that closes a phrase; other marks (quotes,
+# hyphens, apostrophes) join or wrap words and mark no boundary.
+CLAUSE_MARKS = frozenset(".!?…;:—–()[]{}")
+PHRASE_MARKS = frozenset(",")
+
+
+class PunctuationParser:
+    """Phrases from punctuation alone: what the first sentence is planned from while a real parser loads.
+
+    The words between two marks form a phrase; gaps between clauses (at . ; : — parentheses) get
+    distance 3, between phrases of a clause (at commas) 2, inside a phrase 1.
+    Closed-class words get their usual tag (FUNCTION_WORD_TAGS), other words none (""). Instant and
+    deterministic, but blind to structure that punctuation does not show.
+    """
+
+    name = "punctuation"
+
+    def parse(self, sentences: Sequence[Sequence[TokenLike]]) -> list[ParsedSentence]:
+        return [self._parse_one(tokens) for tokens in sentences]
+
+    def _parse_one(self, tokens: Sequence[TokenLike]) -> ParsedSentence:
+        clauses: list[list[list[int]]] = [[[]]]  # clauses of phrases of word indices
+        words: list[str] = []
+        for token in tokens:
+            if not token.is_punct:
+                clauses[-1][-1].append(len(words))
+                words.append(token.text)
+            elif set(token.text) & CLAUSE_MARKS:
+                clauses.append([[]])  # empty clauses and phrases (marks in a row) are dropped below
+            elif set(token.text) & PHRASE_MARKS:
+                clauses[-1].append([])
+        tags = tuple(FUNCTION_WORD_TAGS.get(word.lower(), "") for word in words)
+        # Flat nodes of fixed height (phrase 1, clause 2, root 3), so every gap's distance is its level.
+        tree = Tree("ROOT", tuple(
+            Tree("CLAUSE", tuple(Tree("PHRASE", tuple(Tree(tags[i], word=i) for i in phrase)) for phrase in clause if phrase))
+            for clause in clauses if any(clause)
+        ))  # fmt: skip
+        return ParsedSentence(tree, tags)
+
+
+def make_parser(name: str = "spacy") -> BackgroundParser:
+    """The parser backend by name, 'spacy' (offline default) or 'stanza', loading in the background."""
     if name == "spacy":
-        return SpacyParser()
+        return BackgroundParser(name, SpacyParser)
     if name == "stanza":
-        return StanzaParser()
+        return BackgroundParser(name, StanzaParser)
     raise ReaderError(f"unknown parser {name!r}: use 'spacy' or 'stanza'")
 
