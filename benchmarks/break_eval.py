@@ -4,6 +4,9 @@
 
 Compares the shipped break model with a punctuation-only baseline: precision, recall and F1 of
 (a) any break (pause >= MINOR_PAUSE_MS), (b) major breaks (pause >= MAJOR_PAUSE_MS), (c) resets.
+A third row, "measured pauses", predicts from the recordings' own pauses (a break where the speaker
+paused, a reset at every such break): the ceiling of any plan that resets only at phrase breaks.
+Also counted: resets the model plans at gaps it leaves unbroken (must be 0).
 Needs the labels from `python -m reader.training.pause_labels` (Whisper word times + silence + F0).
 """
 
@@ -35,7 +38,12 @@ def evaluate(labels: Path) -> dict:
     model = BreakModel.load()
     gaps = load_gaps("test", Analyzer(break_model=model), labels)
     known = ~np.isnan(gaps.reset)
-    systems = {"punctuation only": punctuation_baseline(gaps.punct), "break model": predict(model, gaps)}
+    measured = np.minimum(gaps.level, 2)
+    systems = {
+        "punctuation only": punctuation_baseline(gaps.punct),
+        "break model": predict(model, gaps),
+        "measured pauses (ceiling)": (measured, measured > 0),
+    }
     table = {}
     for name, (levels, resets) in systems.items():
         table[name] = {
@@ -43,7 +51,9 @@ def evaluate(labels: Path) -> dict:
             "major break": asdict(scores(levels == 2, gaps.level == 2)),
             "reset": asdict(scores(resets[known], gaps.reset[known] > 0)),
         }
+    levels, resets = systems["break model"]
     return {
+        "resets_at_unbroken_gaps": int(np.sum(resets & (levels == 0))),
         "test_clips": len(set(gaps.clip_ids)),
         "test_gaps": int(len(gaps.level)),
         "gaps_with_pause": {"minor_or_more": int((gaps.level > 0).sum()), "major": int((gaps.level == 2).sum())},
@@ -64,6 +74,7 @@ def markdown(result: dict) -> str:
     for system, targets in result["systems"].items():
         for target, s in targets.items():
             lines.append(f"| {system} | {target} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
+    lines += ["", f"Resets the break model plans at gaps it leaves unbroken: {result['resets_at_unbroken_gaps']}."]
     return "\n".join(lines) + "\n"
 
 

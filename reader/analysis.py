@@ -87,6 +87,34 @@ class _SentenceJob:
     tokens: tuple[Token, ...]
 
 
+# Characters that join written words into one group read as several words ("year-on-year",
+# "U.S.", "example.com", "5-3"): no phrase break falls between the words of such a group.
+WORD_JOINERS = frozenset("-‐‑/.@:_+&'’·")
+# Punctuation after which a cut is a clause-level boundary (above a comma).
+CLAUSE_PUNCTUATION = frozenset(";:—–-.!?…()[]{}")
+
+
+def word_groups(words: Sequence[Token | WordAnalysis], text: str, offset: int = 0) -> list[bool]:
+    """Per gap: whether words i and i+1 belong to one written word group.
+
+    They do when they were read from one source token (a number read as several words), or when
+    their sources touch or are separated only by joining characters. `text` starts at document
+    offset `offset`.
+    """
+    joined = []
+    for a, b in zip(words, words[1:]):
+        between = text[a.end - offset : b.start - offset] if b.start > a.end else ""
+        joined.append(len(between) <= 3 and all(ch in WORD_JOINERS for ch in between))
+    return joined
+
+
+def boundary_strength(punct: str) -> int:
+    """How good a gap with this punctuation is for cutting a long sentence: 3 clause, 2 comma, 1 none."""
+    if any(ch in CLAUSE_PUNCTUATION for ch in punct):
+        return 3
+    return 2 if "," in punct else 1
+
+
 def _drop_word(i: int, distances: list[int], punct: list[str]) -> None:
     """Remove word i from the gap lists (distances: one per gap; punct: one per word, after it).
 
@@ -202,14 +230,13 @@ class Analyzer:
                     del values[i]
         if not words:
             return []
-        breaks, resets = plan_breaks(self.break_model, distances, punct, pos, job.final)
+        joined = word_groups(words, document.text)
+        breaks, resets = plan_breaks(self.break_model, distances, punct, pos, job.final, joined)
         analysed = [
             WordAnalysis(w.text, w.start, w.end, p, ph, pu) for w, p, ph, pu in zip(words, pos, phonemes, punct)
         ]
-        # Cut between source tokens where possible: the words read from one token (a 40-digit number)
-        # share its span, and a cut among them leaves two units claiming the same text.
-        inside_token = [a.end > b.start for a, b in zip(analysed, analysed[1:])]
-        cuts = split_points([-1 if inside else d for d, inside in zip(distances, inside_token)], self.max_sentence_words)
+        strength = [0 if inside else boundary_strength(pu) for inside, pu in zip(joined, punct)]
+        cuts = split_points(distances, self.max_sentence_words, strength)
         for cut in cuts:
             breaks[cut] = max(breaks[cut], BreakLevel.MAJOR)
             resets[cut] = True

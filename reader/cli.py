@@ -55,11 +55,13 @@ def format_prosody(selection) -> str:
 
 def format_sentence(index: int, sentence, prosody=None) -> str:
     """Human-readable analysis of one sentence."""
+    from .document import display_text
+
     plan = " ".join(
         f"{w.text}{BREAK_MARKS[int(b)]}{'^' if r and b < 3 else ''}"
         for w, b, r in zip(sentence.words, sentence.breaks, sentence.resets)
     )
-    text = " ".join(sentence.text.split())
+    text = display_text(sentence.text)
     lines = [
         f"[{index}] chapter {sentence.chapter + 1}, paragraph {sentence.paragraph + 1}, chars {sentence.start}-{sentence.end}"
         + (" (heading)" if sentence.is_heading else ""),

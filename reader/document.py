@@ -129,12 +129,24 @@ _RULE = re.compile(r"^[ \t]*([-*_=])([ \t]*\1){2,}[ \t]*$", re.M)
 _SETEXT_UNDERLINE = re.compile(r"^[ \t]*(=+|-+)[ \t]*$", re.M)
 # Unicode control characters other than newline and tab are never speakable.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Terminal escape sequences (colours, cursor moves, window titles) are blanked whole, parameters and
+# all: "\x1b[31mred" is "red", never "thirty one mred".
+_TERMINAL_ESCAPE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]{0,64}[ -/]{0,8}[@-~]?"  # CSI
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]{0,2000}(?:\x07|\x1b\\|\x9c)?"  # OSC
+    r"|\x1b[ -/]{0,8}[0-~]?"  # other escapes
+)
 
 _CHAPTER_LINE = re.compile(
     r"^(chapter|book|part|prologue|epilogue|preface|introduction)\b([ \t]+([ivxlcdm]+|\d+|[a-z]+(-[a-z]+)?)\b)?[ \t]*([.:—–-].*)?$",
     re.I,
 )
 _BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*")
+
+
+def display_text(text: str) -> str:
+    """Text safe to print on a terminal: escape sequences and control characters blanked, spaces collapsed."""
+    return " ".join(_CONTROL.sub(" ", _TERMINAL_ESCAPE.sub(" ", text)).split())
 
 
 def _blank(chars: list[str], start: int, end: int) -> None:
@@ -149,6 +161,8 @@ def mask_markup(text: str) -> tuple[str, set[int]]:
     Link targets and image URLs are not read (their visible text is); fenced code is not read.
     """
     chars = list(text)
+    for m in _TERMINAL_ESCAPE.finditer(text):
+        _blank(chars, m.start(), m.end())
     for m in _CONTROL.finditer(text):
         chars[m.start()] = " "
     for m in _FENCED_CODE.finditer(text):
@@ -201,14 +215,105 @@ def _pieces(text: str, start: int, end: int, limit: int = SEGMENTER_PIECE_CHARS)
     yield start, end
 
 
+# A line of at most this many characters, or one clearly shorter than its block's longest line, is not
+# a wrapped line of prose: without final punctuation and followed by a capitalised line, it is a headline.
+HEADLINE_MAX_CHARS = 40
+HEADLINE_SHORT_SHARE = 0.6
+_LINE_END_PUNCTUATION = frozenset(".!?…:;,-—–([{/&")
+_TITLE_WORD = re.compile(r"[^\W\d_]{4,}")
+
+# Abbreviations that can end a sentence, and the common words that start the next one
+# ("He lives on Main St. Tomorrow he moves."); before a name they do not ("St. Paul", "Dr. Watson").
+_FINAL_ABBREVIATION = r"(?:St|Ave|Rd|Blvd|Dr|Inc|Ltd|Co|Corp|Bros|Jr|Sr|Esq|etc|[ap]\.m|[AP]\.M|EST|PST|GMT|UTC)\."
+_SENTENCE_STARTERS = (
+    "The A An He She It They We I You This That These Those There Then Now Here Today Tomorrow Yesterday "
+    "Tonight But And So Yet Or However Meanwhile Later After Before When While If In On At As His Her Its "
+    "Their Our My Your Some Many Most All No Not Nobody Everyone One Two Three What Who Why How Where"
+)
+_ABBREVIATION_THEN_STARTER = re.compile(
+    rf"(?<![\w.]){_FINAL_ABBREVIATION}[\"'”’)]?(?=\s+[\"“‘(]?(?:{'|'.join(_SENTENCE_STARTERS.split())})\b)"
+)
+# An ellipsis followed by a capital ends a sentence ("He came… Then it ended.").
+_ELLIPSIS_THEN_CAPITAL = re.compile(r"(?:…|\.\.\.)[\"'”’)]?(?=\s+[\"“‘(]?[A-Z])")
+# Abbreviations that never end a sentence before a number ("approx. 5 km", "vol. 2", "No. 5").
+_ABBREVIATION_BEFORE_NUMBER = re.compile(
+    r"(?<![\w.])(?:approx|vol|vols|no|nos|p|pp|ch|fig|figs|sec|art|para|ca|cf|ed|eq|ref|tel|est)\.\Z", re.I
+)
+# Time zones after a clock ("9 p.m. EST."): the clock's period does not end the sentence.
+_TIME_ZONE_START = re.compile(r"(?:[ECMPA][SD]T|GMT|UTC|BST|CET|CEST|ET|PT|CT)\b")
+_CLOCK_PERIOD_END = re.compile(r"(?<![\w.])[AaPp]\.[Mm]\.\Z")
+
+
+def _headline_breaks(text: str, start: int, end: int) -> list[int]:
+    """Offsets just past the headline lines of text[start:end]: lines that end without punctuation,
+    are not wrapped prose (short, or title-cased) and are followed by a line starting with a capital."""
+    lines = []
+    position = start
+    while position < end:
+        line_end = text.find("\n", position, end)
+        line_end = end if line_end < 0 else line_end
+        lines.append((position, line_end))
+        position = line_end + 1
+    if len(lines) < 2:
+        return []
+    longest = max(len(text[a:b].strip()) for a, b in lines)
+    breaks = []
+    for (a, b), (next_a, next_b) in zip(lines, lines[1:]):
+        line, following = text[a:b].strip(), text[next_a:next_b].lstrip(" \t\"“‘(")
+        if not line or not following or line[-1] in _LINE_END_PUNCTUATION or not (following[0].isupper() or following[0].isdigit()):
+            continue
+        words = line.split()
+        title_cased = len(words) >= 2 and all(w[0].isupper() for w in _TITLE_WORD.findall(line))
+        if len(line) <= HEADLINE_MAX_CHARS or len(line) < HEADLINE_SHORT_SHARE * longest or title_cased:
+            breaks.append(b)
+    return breaks
+
+
+def _merges_with_previous(text: str, previous: tuple[int, int], current: tuple[int, int]) -> bool:
+    """Whether a boundary the segmenter found between two segments is not a sentence end."""
+    before, after = text[previous[0] : previous[1]], text[current[0] : current[1]]
+    if previous[1] == current[0]:  # no space: inside a URL ("search?q=1") or a name (".NET")
+        return True
+    first = after[0]
+    if first.islower() or first in ",;:)]}%":  # "30 lbs. and more", "Main St., Springfield"
+        return True
+    if first.isdigit() and _ABBREVIATION_BEFORE_NUMBER.search(before):
+        return True
+    return bool(_CLOCK_PERIOD_END.search(before) and _TIME_ZONE_START.match(after))
+
+
+def _extra_breaks(text: str, start: int, end: int) -> list[int]:
+    """Sentence ends the segmenter misses: an abbreviation before a sentence starter, "…" before a capital."""
+    found = [m.end() for m in _ABBREVIATION_THEN_STARTER.finditer(text, start, end)]
+    found += [m.end() for m in _ELLIPSIS_THEN_CAPITAL.finditer(text, start, end)]
+    return sorted(found)
+
+
 class SentenceSplitter:
-    """Rule-based sentence segmentation (pysbd), robust to abbreviations, initials, decimals and quotes."""
+    """Rule-based sentence segmentation (pysbd, robust to abbreviations, initials, decimals and quotes),
+    corrected for headlines, abbreviations before numbers and lowercase words, URLs and ellipses."""
 
     def split(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Sentence spans of text[start:end], produced piece by piece (a huge paragraph streams)."""
         # A pysbd Segmenter keeps the text it is segmenting on itself, so one shared by concurrent
         # readings would mix their texts; making one is cheap, so each call has its own.
         segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+        pending: tuple[int, int] | None = None
+        for block_start, block_end in _hard_blocks(text, start, end):
+            for segment in self._segments(segmenter, text, block_start, block_end):
+                mergeable = pending is not None and segment[1] - pending[0] <= SEGMENTER_PIECE_CHARS
+                if mergeable and _merges_with_previous(text, pending, segment):
+                    pending = (pending[0], segment[1])
+                    continue
+                if pending is not None:
+                    yield pending
+                pending = segment
+            if pending is not None:  # headlines and hard pieces are never merged across
+                yield pending
+                pending = None
+
+    @staticmethod
+    def _segments(segmenter, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         for piece_start, piece_end in _pieces(text, start, end):
             piece = text[piece_start:piece_end].replace("\n", " ")
             cursor = 0
@@ -221,9 +326,20 @@ class SentenceSplitter:
                 if found < 0:
                     continue
                 cursor = found + len(seg_text)
-                s, e = _strip_span(text, piece_start + found, piece_start + cursor)
-                if e > s:
-                    yield s, e
+                seg_start = piece_start + found
+                for cut in _extra_breaks(text, seg_start, piece_start + cursor) + [piece_start + cursor]:
+                    s, e = _strip_span(text, seg_start, cut)
+                    if e > s:
+                        yield s, e
+                    seg_start = cut
+
+
+def _hard_blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """text[start:end] cut after each headline line: segments never run across these cuts."""
+    for cut in _headline_breaks(text, start, end):
+        yield start, cut
+        start = cut
+    yield start, end
 
 
 def _is_chapter_line(line: str) -> bool:

@@ -64,18 +64,22 @@ _LEXEME_PATTERNS: dict[str, str] = {
     "slash_date": r"(?<![\w/])\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})(?![\w/])",
     "currency": (
         r"[$£€¥₹]\s?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?"
-        r"(?:\s?(?:trillion|billion|million|thousand|bn|tn|mn|m|k)(?![^\W\d_]))?"
+        r"(?:(?:\s?(?:trillion|billion|million|thousand|bn|tn|mn|m|k)|[bBMKT])(?![^\W\d_]))?"
     ),
+    # Names that read their symbols: "C#", "F#", ".NET".
+    "tech_name": r"(?<![\w.#+])(?:[CF]#|\.NET)(?![\w#])",
     "clock": rf"(?<![\d:])\d{{1,2}}:[0-5]\d(?::[0-5]\d)?(?!\d)(?:\s?{_AMPM})?",
+    "ratio": r"(?<![\w:.,])\d{1,4}:(?:\d|\d{3,6})(?![\w:])",  # "16:9", "1:100" (a clock has 2-digit minutes)
     "hour": rf"(?<![\d:.,])\d{{1,2}}\s?{_AMPM}",
     "short_decade": r"['’]\d0s(?![^\W\d_])",
     "vulgar_fraction": r"\d*[\u00bc-\u00be\u2150-\u215e]",
     "fraction": r"(?<![\w/.])(?:\d+ )?\d+/\d+(?![\w/])",
     "degree_scale": r"°\s?[CF](?![^\W\d_])",
     # The sign counts only where it cannot be a hyphen joining two tokens ("5-3", "COVID-19").
+    "version": r"(?<![\w.])\d{1,6}(?:\.\d{1,6}){2,8}(?![\w.])",  # "14.2.1"
     "number": (
         r"(?:(?<![\w.,)\]-])[-−])?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?"
-        r"(?:(?:st|nd|rd|th|s|['’]s)(?![^\W\d_]))?"
+        r"(?:(?:st|nd|rd|th|s|['’]s|bn|mn|tn)(?![^\W\d_])|x(?!\w))?"  # "8bn", "3x faster"
     ),
     "rate_unit": rf"(?<![^\W\d_])(?:{'|'.join(map(re.escape, _RATE_UNITS))})(?![^\W\d_])",
     "dotted": r"(?<![\w.])(?:[A-Za-z]{1,2}\.){1,10}[A-Za-z]{1,2}\.",
@@ -320,8 +324,8 @@ _CURRENCIES: dict[str, tuple[str, str, str, str]] = {
 }
 _MAGNITUDES = {
     "thousand": "thousand", "k": "thousand", "million": "million", "m": "million",
-    "mn": "million", "billion": "billion", "bn": "billion", "trillion": "trillion",
-    "tn": "trillion",
+    "mn": "million", "billion": "billion", "bn": "billion", "b": "billion", "trillion": "trillion",
+    "tn": "trillion", "t": "trillion",
 }
 
 # Symbols spoken as words; any other symbol or emoji is dropped.
@@ -331,8 +335,11 @@ _SYMBOL_WORDS = {
     "~": "about", "≈": "approximately", "±": "plus or minus", "<": "less than",
     ">": "greater than", "≤": "less than or equal to", "≥": "greater than or equal to",
     "−": "minus", "/": "slash", "²": "squared", "³": "cubed", "©": "copyright",
-    "$": "dollars", "£": "pounds", "€": "euros", "¥": "yen", "₹": "rupees",
+    "$": "dollars", "£": "pounds", "€": "euros", "¥": "yen", "₹": "rupees", "¢": "cents",
 }
+# Symbols after a number whose word is singular after "1" ("1°", "1¢").
+_SINGULAR_SYMBOL_WORDS = {"°": "degree", "¢": "cent"}
+_TECH_NAMES = {"C#": "C sharp", "F#": "F sharp", ".NET": "dot net"}
 _TEMPERATURE_SCALES = {"C": "Celsius", "F": "Fahrenheit"}
 # Generated words are lowercase except these proper nouns, which help the parser.
 _PROPER_WORDS = frozenset(_MONTHS) | frozenset(_WEEKDAY_ABBREVIATIONS.values()) | frozenset(
@@ -351,7 +358,16 @@ _ADDRESS_PIECE_RE = re.compile(r"[A-Za-z]+|\d+|.", re.DOTALL)
 _NUMBERED_NOUNS = frozenset({
     "chapter", "part", "book", "volume", "vol", "act", "scene", "section", "war", "phase",
     "stage", "level", "type", "class", "article", "title", "appendix", "canto", "psalm",
-    "bowl", "series", "tier", "grade", "round", "episode",
+    "bowl", "series", "tier", "grade", "round", "episode", "apollo", "gemini", "soyuz", "vostok",
+})
+# Names after which a lone "I" (and "X") is a regnal number ("Elizabeth I"), not the pronoun.
+_REGNAL_NAMES = frozenset({
+    "elizabeth", "charles", "james", "henry", "edward", "george", "william", "mary", "richard", "john",
+    "louis", "peter", "catherine", "alexander", "nicholas", "frederick", "philip", "francis", "napoleon",
+    "pius", "leo", "gregory", "benedict", "paul", "clement", "innocent", "ferdinand", "isabella", "anne",
+    "david", "robert", "malcolm", "constantine", "otto", "wilhelm", "carlos", "juan", "felipe", "umberto",
+    "selim", "suleiman", "mehmed", "darius", "xerxes", "ptolemy", "ramesses", "cyrus", "victor", "stephen",
+    "matilda", "harold", "alfonso", "manuel", "pedro", "sancho", "casimir", "sigismund", "rudolf", "leopold",
 })
 _ROMAN_RE = re.compile(r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})")
 # Regnal numbers stay small and use only I, V, X: "DC" after "Washington" is not 600.
@@ -361,7 +377,7 @@ _ROMAN_VALUES = {"M": 1000, "D": 500, "C": 100, "L": 50, "X": 10, "V": 5, "I": 1
 # A 4-digit number from 1000 to 2099 is a year unless a quantity word comes before it.
 _QUANTITY_CUES = frozenset({
     "about", "over", "under", "than", "nearly", "almost", "approximately", "roughly",
-    "some", "exactly", "only", "just", "total", "of", "number",
+    "some", "exactly", "only", "just", "total", "number",
 })
 _YEAR_RANGE = range(1000, 2100)
 
@@ -599,7 +615,7 @@ def _read_slash_date(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> in
 
 
 _CURRENCY_RE = re.compile(
-    r"(?P<symbol>.)\s?(?P<whole>[\d,]+)(?:\.(?P<fraction>\d+))?(?:\s?(?P<magnitude>[a-z]+))?",
+    r"(?P<symbol>.)\s?(?P<whole>[\d,]+)(?:\.(?P<fraction>\d+))?(?:\s?(?P<magnitude>[A-Za-z]+))?",
     re.DOTALL,
 )
 
@@ -614,7 +630,7 @@ def _read_currency(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
         reader.say(units, lexeme.start, lexeme.end)
     elif parts["magnitude"]:  # "$1.5bn" -> "one point five billion dollars"
         amount = _decimal(whole, fraction) if fraction else _cardinal(int(whole))
-        reader.say(f"{amount} {_MAGNITUDES[parts['magnitude']]} {units}", lexeme.start, lexeme.end)
+        reader.say(f"{amount} {_MAGNITUDES[parts['magnitude'].lower()]} {units}", lexeme.start, lexeme.end)
     elif len(fraction) > 2:
         reader.say(f"{_decimal(whole, fraction)} {units}", lexeme.start, lexeme.end)
     else:
@@ -628,6 +644,13 @@ def _read_currency(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
     return index + 1
 
 
+def _twenty_four_hour(hour: int, minute: int) -> str:
+    """A 24-hour time written with a leading zero, as said: "08:00" oh eight hundred, "00:30" zero zero thirty."""
+    hour_words = "zero zero" if hour == 0 else ("oh " if hour < 10 else "") + _cardinal(hour)
+    minute_words = "hundred" if minute == 0 else ("oh " if minute < 10 else "") + _cardinal(minute)
+    return f"{hour_words} {minute_words}"
+
+
 _CLOCK_RE = re.compile(r"(?P<hour>\d+)(?::(?P<minute>\d+))?(?::(?P<second>\d+))?\s?(?P<ampm>.*)", re.DOTALL)
 
 
@@ -637,7 +660,9 @@ def _read_time(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
     minute = int(parts["minute"] or 0)
     ampm_start = parts.start("ampm")
     words = [_cardinal(hour)]
-    if minute:
+    if parts["hour"].startswith("0") and len(parts["hour"]) == 2 and not parts["ampm"]:
+        words = [_twenty_four_hour(hour, minute)]  # "08:30", "00:30": 24-hour reading
+    elif minute:
         words.append(("oh " if minute < 10 else "") + _cardinal(minute))
     elif parts["minute"] and not parts["ampm"]:
         words.append("hundred" if hour == 0 or hour > 12 else "o'clock")
@@ -687,16 +712,35 @@ def _read_fraction(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
     source = reader.text[lexeme.start:lexeme.end]
     whole, _, ratio = source.rpartition(" ")
     numerator_text, denominator_text = ratio.split("/")
+    numerator, denominator = int(numerator_text), int(denominator_text)
+    # Proper fractions, and halves and quarters ("3/2"), are read as fractions; other pairs are
+    # names or scores read as their numbers ("24/7" twenty four seven, "9/11", "50/50").
     readable = (len(source) <= _MAX_SPELLED_DIGITS
-                and int(denominator_text) in _READABLE_DENOMINATORS
-                and (not whole or 0 < int(numerator_text) < int(denominator_text)))
+                and denominator in _READABLE_DENOMINATORS
+                and (0 < numerator < denominator or not whole and denominator in (2, 4)))
     if readable and whole:
         reader.say(_mixed_fraction(int(whole), int(numerator_text), int(denominator_text)),
                    lexeme.start, lexeme.end)
     elif readable:
         reader.say(_fraction(int(numerator_text), int(denominator_text)), lexeme.start, lexeme.end)
-    else:  # "24/7", "9/11": the numbers, with the slash said
-        _read_numbers_in(reader, lexeme.start, lexeme.end, "slash")
+    else:
+        _read_numbers_in(reader, lexeme.start, lexeme.end, "")
+    return index + 1
+
+
+def _read_ratio(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
+    _read_numbers_in(reader, lexeme.start, lexeme.end, "to")  # "16:9" sixteen to nine
+    return index + 1
+
+
+def _read_version(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
+    _read_numbers_in(reader, lexeme.start, lexeme.end, "point")  # "14.2.1" fourteen point two point one
+    return index + 1
+
+
+def _read_tech_name(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
+    for word in _TECH_NAMES[reader.text[lexeme.start:lexeme.end]].split():  # "C sharp": the letter stays a capital
+        reader.word(word, lexeme.start, lexeme.end)
     return index + 1
 
 
@@ -716,6 +760,13 @@ _NUMBER_RE = re.compile(
 )
 
 
+_NUMBER_SUFFIX_WORDS = {"bn": "billion", "mn": "million", "tn": "trillion", "x": "times"}
+
+
+def _is_hhmm(digits: str) -> bool:
+    return int(digits[:2]) < 24 and int(digits[2:]) < 60
+
+
 def _read_number(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
     parts = _NUMBER_RE.fullmatch(reader.text, lexeme.start, lexeme.end)
     start, end = lexeme.start, lexeme.end
@@ -730,6 +781,13 @@ def _read_number(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
         reader.digits(start, end)
         return index + 1
     value = int(plain)
+    if suffix in _NUMBER_SUFFIX_WORDS:  # "8bn" eight billion, "3x" three times
+        amount = _decimal(plain, fraction) if fraction is not None else _cardinal(value)
+        reader.say(f"{amount} {_NUMBER_SUFFIX_WORDS[suffix]}", start, end)
+        return index + 1
+    if len(whole) == 4 and whole.startswith("0") and not fraction and not suffix and _is_hhmm(plain):
+        reader.say(_twenty_four_hour(value // 100, value % 100), start, end)  # "0800" oh eight hundred
+        return index + 1
     is_year = (len(plain) == 4 and "," not in whole and not fraction and value in _YEAR_RANGE
                and not parts["sign"]
                and reader.lexeme_text(index - 1).lower() not in _QUANTITY_CUES
@@ -796,7 +854,7 @@ def _roman_as_number(reader: _SentenceReader, index: int, word: str) -> str | No
         return _cardinal(_roman_value(word))  # "IV. The Return", but not "I Know Why"
     # Single letters are too often something else ("Malcolm X", "When I"); "Henry V" is kept.
     if (_is_capitalised(previous) and _REGNAL_RE.fullmatch(word)
-            and (len(word) >= 2 or word == "V")):
+            and (len(word) >= 2 or word == "V" or previous.lower() in _REGNAL_NAMES)):
         return f"the {_ordinal(_roman_value(word))}"
     return None
 
@@ -919,8 +977,8 @@ def _read_other(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
             reader.say("number", lexeme.start, lexeme.end)
         elif reader.kind(index + 1) == "word" and following:
             reader.say("hashtag", lexeme.start, lexeme.end)
-    elif char == "°" and _is_one(reader.lexeme_text(index - 1)):
-        reader.say("degree", lexeme.start, lexeme.end)
+    elif char in _SINGULAR_SYMBOL_WORDS and _is_one(reader.lexeme_text(index - 1)):
+        reader.say(_SINGULAR_SYMBOL_WORDS[char], lexeme.start, lexeme.end)
     else:
         _read_symbol(reader, lexeme.start)
     return index + 1
@@ -952,6 +1010,9 @@ _HANDLERS: dict[str, _Handler] = {
     "iso_date": _read_iso_date,
     "slash_date": _read_slash_date,
     "currency": _read_currency,
+    "tech_name": _read_tech_name,
+    "ratio": _read_ratio,
+    "version": _read_version,
     "clock": _read_time,
     "hour": _read_time,
     "short_decade": _read_short_decade,

@@ -173,8 +173,8 @@ class BreakModel:
     """Ordinal break decision (any break, then major break) and an intonation-reset decision.
 
     Three logistic heads over the same standardised features; a gap gets MAJOR if the major head
-    fires, else MINOR if the any-break head fires, else NONE. Resets are decided on their own: an
-    intonational phrase can restart with a pitch reset and lengthening but no silence.
+    fires, else MINOR if the any-break head fires, else NONE. A reset needs its own head to fire at
+    a gap that breaks (see predict).
     """
 
     mean: np.ndarray
@@ -184,14 +184,28 @@ class BreakModel:
     reset: LogisticHead
     metadata: dict
 
-    def predict(self, features: np.ndarray) -> tuple[list[BreakLevel], list[bool]]:
+    def predict(self, features: np.ndarray, joined: Sequence[bool] | None = None) -> tuple[list[BreakLevel], list[bool]]:
+        """Break level and reset at each gap. `joined` marks gaps inside a written word group
+        ("year-on-year", a number read as several words), where speech never breaks.
+
+        A reset starts a new intonational phrase, so it is only placed at a phrase break (MINOR or
+        MAJOR) where the reset head also fires. The reset head alone fires at pitch accents as much
+        as at phrase starts (its training label is any upward F0 jump of 3 semitones), which put
+        resets after almost every word.
+        """
         if len(features) == 0:
             return [], []
         x = (features - self.mean) / self.scale
         major = self.major_break.decide(x)
         minor = self.any_break.decide(x)
+        reset = self.reset.decide(x)
         levels = np.where(major, BreakLevel.MAJOR, np.where(minor, BreakLevel.MINOR, BreakLevel.NONE))
-        return [BreakLevel(int(v)) for v in levels], [bool(v) for v in self.reset.decide(x)]
+        if joined is not None:
+            inside = np.asarray(joined, dtype=bool)
+            levels[inside] = BreakLevel.NONE
+            reset &= ~inside
+        reset &= levels > BreakLevel.NONE
+        return [BreakLevel(int(v)) for v in levels], [bool(v) for v in reset]
 
     def to_json(self) -> dict:
         return {
@@ -237,7 +251,11 @@ def plan_breaks(
     punct_after: Sequence[str],
     pos: Sequence[str],
     final: BreakLevel,
+    joined: Sequence[bool] | None = None,
 ) -> tuple[list[BreakLevel], list[bool]]:
-    """Break level and reset after each word; the last word gets `final` (sentence or paragraph) and a reset."""
-    levels, resets = model.predict(gap_features(distances, punct_after, pos))
+    """Break level and reset after each word; the last word gets `final` (sentence or paragraph) and a reset.
+
+    `joined` (one per gap) marks gaps inside a written word group, which never break.
+    """
+    levels, resets = model.predict(gap_features(distances, punct_after, pos), joined)
     return levels + [final], resets + [True]

@@ -261,23 +261,43 @@ def tree_from_stanza(stanza_tree, tokens: Sequence[TokenLike], start: int = 0) -
     return tree if tree is not None else Tree("ROOT")
 
 
-def split_points(distances: Sequence[int], max_words: int) -> list[int]:
-    """Where to cut a long sentence so no part exceeds max_words: recursively at the largest distance.
+# A long sentence is never cut into units shorter than this many words (a listener hears a cut as an
+# intonational phrase boundary; one- and two-word phrases sound like stammering).
+MIN_UNIT_WORDS = 6
 
-    Returns word indices i meaning "cut after word i". Ties go to the gap nearest the middle.
+
+def split_points(
+    distances: Sequence[int],
+    max_words: int,
+    strength: Sequence[int] | None = None,
+    min_words: int = MIN_UNIT_WORDS,
+) -> list[int]:
+    """Where to cut a long sentence so no unit exceeds max_words, in balanced units of at least min_words.
+
+    Returns word indices i meaning "cut after word i". Each part longer than max_words is cut at its
+    best gap among those leaving at least a quarter of the part (and min_words) on either side: the
+    strongest boundary by `strength` (one value per gap, e.g. punctuation class; gaps inside a word
+    group rank lowest), then the largest syntactic distance, then nearest the middle. Keeping a
+    quarter on each side makes the units balanced and the work O(n log n) even for thousands of words.
     """
+    n_words = len(distances) + 1
+    min_words = max(1, min(min_words, max_words // 2))
     cuts: list[int] = []
-
-    def split(lo: int, hi: int) -> None:  # words lo..hi inclusive
-        if hi - lo + 1 <= max_words:
-            return
+    parts = [(0, n_words - 1)]  # words lo..hi inclusive
+    while parts:
+        lo, hi = parts.pop()
+        size = hi - lo + 1
+        if size <= max_words:
+            continue
+        side = max(min_words, size // 4)
         middle = (lo + hi) / 2
-        gap = max(range(lo, hi), key=lambda i: (distances[i], -abs(i + 0.5 - middle)))
+        candidates = range(lo + side - 1, hi - side + 1)  # gap i leaves words lo..i and i+1..hi
+        gap = max(
+            candidates,
+            key=lambda i: (strength[i] if strength is not None else 0, distances[i], -abs(i + 0.5 - middle)),
+        )
         cuts.append(gap)
-        split(lo, gap)
-        split(gap + 1, hi)
-
-    split(0, len(distances))
+        parts += [(lo, gap), (gap + 1, hi)]
     return sorted(cuts)
 
 

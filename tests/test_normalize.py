@@ -46,7 +46,7 @@ def words(text: str, heading: bool = False) -> str:
         ("2 1/2", "two and a half"),
         ("5/8", "five eighths"),
         ("½ and 2¾", "one half and two and three quarters"),
-        ("9/11", "nine slash eleven"),
+        ("9/11", "nine eleven"),
         # Currency and percentages.
         ("$3.50", "three dollars and fifty cents"),
         ("$1", "one dollar"),

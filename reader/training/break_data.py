@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis import Analyzer
+from ..analysis import Analyzer, word_groups
 from ..paths import cache_dir, data_dir
 from ..prosody import FEATURE_NAMES, PUNCT_CLASSES, BreakModel, LogisticHead, gap_features
 
@@ -36,6 +36,7 @@ class GapSet:
     reset: np.ndarray
     punct: list[str]
     clip_ids: list[str]
+    joined: np.ndarray  # gap inside a written word group ("year-on-year"), where the front end never breaks
 
     @property
     def level(self) -> np.ndarray:
@@ -74,7 +75,7 @@ def load_gaps(split: str, analyzer: Analyzer, labels_path: Path = DEFAULT_LABELS
     """Every within-sentence word gap of the split's clips that aligns to a measured gap."""
     labels = json.loads(Path(labels_path).read_text())["clips"]
     texts = read_metadata()
-    rows, pauses, resets, puncts, ids = [], [], [], [], []
+    rows, pauses, resets, puncts, ids, joined = [], [], [], [], [], []
     for clip_id in split_ids(split):
         clip = labels.get(clip_id)
         if clip is None or clip_id not in texts:
@@ -90,6 +91,7 @@ def load_gaps(split: str, analyzer: Analyzer, labels_path: Path = DEFAULT_LABELS
                 for k in range(block.size):
                     to_label[block.a + k] = block.b + k
             features = gap_features(sentence.distances, [w.punct_after for w in words], [w.pos for w in words])
+            groups = word_groups(words, sentence.text, sentence.start)
             for i in range(len(words) - 1):
                 j, k = to_label.get(i), to_label.get(i + 1)
                 if j is None or k != j + 1:
@@ -102,12 +104,14 @@ def load_gaps(split: str, analyzer: Analyzer, labels_path: Path = DEFAULT_LABELS
                 resets.append(np.nan if gap["reset"] is None else float(gap["reset"]))
                 puncts.append(words[i].punct_after)
                 ids.append(clip_id)
+                joined.append(groups[i])
     return GapSet(
         features=np.asarray(rows, np.float32).reshape(-1, len(FEATURE_NAMES)),
         pause_ms=np.asarray(pauses, np.float64),
         reset=np.asarray(resets, np.float64),
         punct=puncts,
         clip_ids=ids,
+        joined=np.asarray(joined, bool),
     )
 
 
@@ -125,7 +129,7 @@ def punctuation_baseline(punct: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def predict(model: BreakModel, gaps: GapSet) -> tuple[np.ndarray, np.ndarray]:
     """Predicted break class (0 none, 1 minor, 2 major) and reset per gap."""
-    levels, resets = model.predict(gaps.features)
+    levels, resets = model.predict(gaps.features, gaps.joined)
     return np.asarray([int(v) for v in levels], int), np.asarray(resets, bool)
 
 

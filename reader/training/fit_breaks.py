@@ -21,7 +21,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from ..analysis import Analyzer
-from ..prosody import BREAK_MODEL_PATH, BreakModel, LogisticHead
+from runtime.manifest import record_files
+
+from ..prosody import BREAK_MODEL_FORMAT, BREAK_MODEL_PATH, BreakModel, LogisticHead
 from .break_data import DEFAULT_LABELS, MAJOR_PAUSE_MS, MINOR_PAUSE_MS, GapSet, load_gaps, scores, zero_break_model
 
 REGULARISATION = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
@@ -36,6 +38,7 @@ def _concat(a: GapSet, b: GapSet) -> GapSet:
         reset=np.concatenate([a.reset, b.reset]),
         punct=a.punct + b.punct,
         clip_ids=a.clip_ids + b.clip_ids,
+        joined=np.concatenate([a.joined, b.joined]),
     )
 
 
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model = fit(args.labels)
     model.save(args.out)
+    record_files(args.out.parent, {"break_model": args.out.name}, BREAK_MODEL_FORMAT)  # the manifest checked when a Reader starts
     print(json.dumps(model.metadata, indent=1))
     return 0
 
