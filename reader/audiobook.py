@@ -15,7 +15,8 @@ options never reuse stale work. Each segment starts a fresh vocoder stream at a 
 memory is rebuilt on resume by selecting the finished segments' sentences again (selection is
 deterministic), so an interrupted and resumed render is identical to an uninterrupted one. ONNX
 sessions run single-threaded: parallelism comes from chapters (`--jobs`), without oversubscription.
-Every file is written under a temporary name and renamed when complete.
+Every file is written under a temporary name and renamed when complete (runtime.sinks.AtomicFile).
+A folder holding files that no render of this book made is refused unless `overwrite` is given.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.errors import AudioSinkError, DiskFullError
+from runtime.manifest import sha256_file
+from runtime.sinks import AtomicFile, write_failure
+
 from .document import read_input, split_document
-from .errors import ReaderError
+from .errors import OutputError, ReaderError, as_reader_error
 from .paths import models_dir
 
 WORK_FORMAT_VERSION = 1
@@ -48,9 +53,6 @@ MANIFEST_VERSION = 1
 WORK_FOLDER = ".reader-work"
 # About a minute of speech: an interruption loses at most that much synthesis.
 SEGMENT_SENTENCES = 20
-# Below this much free space a failed audio write is reported as a full disk (libsndfile does not
-# pass the OS error on).
-FULL_DISK_BYTES = 1 << 20
 # Whole-book AAC bit rate: speech at 22 kHz mono.
 M4B_BITRATE = "64k"
 
@@ -110,6 +112,17 @@ def read_book(path: str) -> Book:
     return Book(Path(path).stem if path != "-" else "book", text, chapters)
 
 
+def read_text(path: str) -> str:
+    """The text of a text, Markdown or EPUB file (or '-' for standard input), for reading it whole."""
+    return read_book(path).text if is_epub(path) else read_input(path)
+
+
+def require_speakable(text: str, source: str) -> None:
+    """Refuse, before any model loads, a text without a letter or digit to read."""
+    if not any(ch.isalnum() for ch in text):
+        raise ReaderError(f"nothing speakable in {'standard input' if source == '-' else source}")
+
+
 # ---------------------------------------------------------------------------------------- audio files
 
 
@@ -152,37 +165,8 @@ def check_format(name: str) -> AudioFormat:
     return fmt
 
 
-def _write_failure(path: Path, exc: BaseException) -> ReaderError:
-    """A one-line message for a failed write; finished chapters are never touched by one."""
-    code = exc.errno if isinstance(exc, OSError) else None
-    try:
-        full = code == errno.ENOSPC or shutil.disk_usage(path.parent).free < FULL_DISK_BYTES
-    except OSError:
-        full = False
-    if full:
-        return ReaderError(f"the disk is full while writing {path}; finished chapters are kept: free some space and run the same command again")
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return ReaderError(f"cannot write {path}: {os.strerror(code)}")
-    detail = (exc.strerror if isinstance(exc, OSError) else None) or (str(exc).splitlines() or [type(exc).__name__])[0]
-    return ReaderError(f"writing {path} failed: {detail}")
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, renamed to it when the block succeeds and deleted when it fails."""
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        yield partial
-        os.replace(partial, path)
-    except BaseException as exc:
-        partial.unlink(missing_ok=True)
-        if isinstance(exc, (OSError, RuntimeError)) and not isinstance(exc, ReaderError):
-            raise _write_failure(path, exc) from None
-        raise
-
-
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with atomic_path(path) as partial:
+    with AtomicFile(path) as partial:
         partial.write_bytes(data)
 
 
@@ -227,7 +211,7 @@ class AudioWriter:
 
 def write_audio(path: Path, fmt: AudioFormat, sample_rate: int, pieces: Iterator[np.ndarray]) -> None:
     """Write int16 pieces as one file, under a temporary name until complete."""
-    with atomic_path(path) as partial:
+    with AtomicFile(path) as partial:
         writer = AudioWriter(partial, fmt, sample_rate)
         try:
             for samples in pieces:
@@ -236,14 +220,6 @@ def write_audio(path: Path, fmt: AudioFormat, sample_rate: int, pieces: Iterator
             writer.abort()
             raise
         writer.close()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------- jobs and results
@@ -258,7 +234,7 @@ class RenderOptions:
     device: str = "cpu"
     parser: str = "spacy"
     lexicon: str | None = None
-    prosody: str = "syntactic"
+    prosody: str | None = None  # None: the Reader's default (reader.prosody_selection.DEFAULT_SELECTOR)
     segment_sentences: int = SEGMENT_SENTENCES
 
     def make_reader(self):
@@ -340,7 +316,7 @@ class Segment:
 
     def save(self, path: Path) -> None:
         timings = json.dumps([asdict(s) for s in self.sentences], ensure_ascii=False)
-        with atomic_path(path) as partial, partial.open("wb") as fh:
+        with AtomicFile(path) as partial, partial.open("wb") as fh:
             np.savez(fh, samples=self.samples, sentences=np.array(timings))
 
     @classmethod
@@ -387,7 +363,7 @@ def render_chapter(reader, job: ChapterJob, progress: Progress | None = None) ->
     try:
         job.work_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _write_failure(job.work_dir, exc) from None
+        raise write_failure(job.work_dir, exc) from None
     document = reader.analyzer.split(job.text)
     reading = reader.prosody.reading()
     sentences = reader.analyzer.iter_sentences(document)
@@ -541,7 +517,7 @@ def _run_ray(jobs: list[ChapterJob], progress: Progress, address: str, workers: 
                 try:
                     result = ray.get(done[0])
                 except RayTaskError as exc:
-                    raise exc.cause if isinstance(exc.cause, ReaderError) else ReaderError(f"chapter {job.index} failed on Ray: {exc.cause!r}") from None
+                    raise as_reader_error(exc.cause) or ReaderError(f"chapter {job.index} failed on Ray: {exc.cause!r}") from None
                 progress(len(job.text), result.seconds)
                 yield result
         except BaseException:
@@ -657,7 +633,7 @@ def _write_whole_book(outdir: Path, book: Book, chapters: list[tuple[BookChapter
         # The concat demuxer's quoting: a ' inside a quoted name is written '\''.
         names = ("'" + str((outdir / r.file).resolve()).replace("'", "'\\''") + "'" for _, r in chapters)
         write_bytes_atomic(listing, "".join(f"file {name}\n" for name in names).encode())
-        with atomic_path(target) as partial:
+        with AtomicFile(target) as partial:
             command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(metadata)]
             command += ["-map", "0:a", "-map_metadata", "1", "-map_chapters", "1", "-c:a", "aac", "-b:a", M4B_BITRATE, "-f", "ipod", str(partial)]
             done = subprocess.run(command, capture_output=True, text=True)
@@ -693,14 +669,55 @@ def render_book(
     audio_format: str = "flac",
     jobs: int = 1,
     ray_address: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Render a book into `outdir` (see the module docstring); returns the manifest. Re-running the same
-    call after an interruption continues where it stopped."""
+    call after an interruption continues where it stopped. A folder holding files that no render of
+    this book made is refused, unless `overwrite`."""
     outdir = Path(outdir)
     fmt = check_format(audio_format)
     if jobs < 1:
         raise ReaderError(f"--jobs must be at least 1, not {jobs}")
     book = read_book(source)
+    require_speakable(book.text, source)
+    if not overwrite:
+        _check_folder_is_ours(outdir, book)
+    try:
+        return _render(book, source, outdir, options, fmt, jobs, ray_address)
+    except DiskFullError as exc:
+        raise OutputError(f"{exc}; finished chapters are kept: free some space and run the same command again") from None
+    except AudioSinkError as exc:
+        raise as_reader_error(exc) from None
+
+
+def _check_folder_is_ours(outdir: Path, book: Book) -> None:
+    """Refuse a folder with files that no render of this book made (the user's own, another book's)."""
+    try:
+        entries = {path.name for path in outdir.iterdir()}
+    except OSError:
+        return  # missing (made later) or unreadable (reported when it is prepared)
+    work = outdir / WORK_FOLDER
+    made = {WORK_FOLDER}
+    if work.is_dir():
+        try:
+            previous = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = {}
+        if previous.get("title", book.title) != book.title:
+            raise OutputError(f"{outdir} holds the audiobook of another book ({previous['title']}): use another folder, or --overwrite to replace it")
+        whole = previous.get("book", {})
+        made |= {"manifest.json", "book.txt", whole.get("file"), whole.get("chapters_file")}
+        made |= {chapter.get("file") for chapter in previous.get("chapters", [])}
+        for saved in work.glob("*/chapter.json"):  # chapters finished before an interruption
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                made.add(ChapterResult.load(saved).file)
+    foreign = sorted(name for name in entries - made if not (name.startswith(".") and name.endswith(".part")))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise OutputError(f"{outdir} holds files this render did not make ({shown}): use an empty folder, or --overwrite to write there anyway")
+
+
+def _render(book: Book, source: str, outdir: Path, options: RenderOptions, fmt: AudioFormat, jobs: int, ray_address: str | None) -> dict:
     work = _prepare_folder(outdir)
     with _locked(work):
         for leftover in [*outdir.glob(".*.part"), *work.glob("*/.*.part")]:  # from a killed render

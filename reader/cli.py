@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from typing import Sequence, TextIO
 
-from .errors import ReaderError
+from .errors import ReaderError, as_reader_error
 from .prosody_selection import DEFAULT_SELECTOR, SELECTORS
 from .transfer import DEFAULT_MODE, MODES
 
@@ -77,9 +79,9 @@ def format_sentence(index: int, sentence, prosody=None) -> str:
 
 def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
     from .analysis import Analyzer
-    from .document import read_input
+    from .audiobook import read_text
 
-    text = read_input(args.file)
+    text = read_text(args.file)
     analyzer = Analyzer(parser=args.parser, lexicon=args.lexicon)
     reading = _prosody_selector(args.prosody, args.voice).reading() if args.prosody else None
     document = analyzer.split(text)
@@ -93,51 +95,50 @@ def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
             out.write(format_sentence(count + 1, sentence, prosody) + "\n\n")
         count += 1
     if count == 0:
-        name = "standard input" if args.file == "-" else args.file
-        raise ReaderError(f"nothing speakable in {name}")
+        raise ReaderError(f"nothing speakable in {_input_name(args.file)}")
     return 0
 
 
 def _prosody_selector(method: str, voice: str | None):
-    """The selector `reader play` would use, without loading the vocoder (for `reader analyze --prosody`)."""
+    """The selector `reader play --prosody METHOD` would use, without loading the vocoder (for
+    `reader analyze --prosody`)."""
     from runtime.acoustic import AcousticModel
-    from runtime.errors import RuntimeModelError
 
     from .engine import DEFAULT_VOICE
     from .paths import models_dir
     from .prosody_selection import ProsodySelector
 
-    try:
-        acoustic = AcousticModel.load(models_dir() / "acoustic")
-        speaker = acoustic.speaker(voice or DEFAULT_VOICE)
-    except RuntimeModelError as exc:
-        raise ReaderError(str(exc)) from None
-    return ProsodySelector.load(method, models_dir(), acoustic, speaker)
+    acoustic = AcousticModel.load(models_dir() / "acoustic")
+    return ProsodySelector.load(method, models_dir(), acoustic, acoustic.speaker(voice or DEFAULT_VOICE), required=True)
 
 
 def _open_sink(output: str | None, sample_rate: int):
-    from runtime.sinks import AudioSinkError, FileSink, RawPCMSink, SoundDeviceSink
+    from runtime.sinks import FileSink, RawPCMSink, SoundDeviceSink
 
-    try:
-        if output is None:
-            return SoundDeviceSink(sample_rate)
-        if output == "-":
-            return RawPCMSink(sample_rate)
-        return FileSink(sample_rate, output)
-    except AudioSinkError as exc:
-        raise ReaderError(str(exc)) from None
+    if output is None:
+        return SoundDeviceSink(sample_rate)
+    if output == "-":
+        return RawPCMSink(sample_rate)
+    return FileSink(sample_rate, output)
+
+
+def _check_output(output: str | None) -> None:
+    """Output errors that need no model, reported before the models load."""
+    from runtime.sinks import check_file_target
+
+    if output not in (None, "-"):
+        check_file_target(output)
 
 
 def _speak(args: argparse.Namespace, output: str | None, pace_seconds: float | None) -> int:
     import asyncio
 
-    from runtime.sinks import AudioSinkError
-
-    from .audiobook import is_epub, read_book
-    from .document import read_input
+    from .audiobook import read_text, require_speakable
     from .engine import Reader
 
-    text = read_book(args.file).text if is_epub(args.file) else read_input(args.file)
+    text = read_text(args.file)
+    require_speakable(text, args.file)
+    _check_output(output)
     reader = Reader(voice=args.voice, speed=args.speed, device=args.device, parser=args.parser, lexicon=args.lexicon, prosody=args.prosody)
 
     async def pump(sink) -> int:
@@ -148,14 +149,14 @@ def _speak(args: argparse.Namespace, output: str | None, pace_seconds: float | N
             count += 1
         return count
 
-    try:
-        with _open_sink(output, reader.sample_rate) as sink:
-            if asyncio.run(pump(sink)) == 0:
-                name = "standard input" if args.file == "-" else args.file
-                raise ReaderError(f"nothing speakable in {name}")
-    except AudioSinkError as exc:
-        raise ReaderError(str(exc)) from None
+    with _open_sink(output, reader.sample_rate) as sink:
+        if asyncio.run(pump(sink)) == 0:
+            raise ReaderError(f"nothing speakable in {_input_name(args.file)}")
     return 0
+
+
+def _input_name(path: str) -> str:
+    return "standard input" if path == "-" else path
 
 
 def cmd_play(args: argparse.Namespace, out: TextIO) -> int:
@@ -168,8 +169,8 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
 
     if is_folder_output(args.output):
         return _render_book(args, out)
-    if args.format or args.jobs != 1 or args.ray:
-        raise ReaderError("--format, --jobs and --ray render an audiobook: give an output folder, e.g. -o book/")
+    if args.format or args.jobs != 1 or args.ray or args.overwrite:
+        raise ReaderError("--format, --jobs, --ray and --overwrite render an audiobook: give an output folder, e.g. -o book/")
     return _speak(args, args.output, pace_seconds=None)
 
 
@@ -177,7 +178,7 @@ def _render_book(args: argparse.Namespace, out: TextIO) -> int:
     from .audiobook import RenderOptions, render_book
 
     options = RenderOptions(args.voice, args.speed, args.device, args.parser, args.lexicon and os.path.abspath(args.lexicon), args.prosody)
-    manifest = render_book(args.file, args.output, options, args.format or "flac", args.jobs, args.ray)
+    manifest = render_book(args.file, args.output, options, args.format or "flac", args.jobs, args.ray, args.overwrite)
     minutes = manifest["duration"] / 60
     out.write(f"{len(manifest['chapters'])} chapters, {minutes:.1f} min: {os.path.join(args.output, manifest['book']['file'])}\n")
     return 0
@@ -186,11 +187,10 @@ def _render_book(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_transfer(args: argparse.Namespace, out: TextIO) -> int:
     import asyncio
 
-    from runtime.sinks import AudioSinkError
-
     from .engine import Reader
     from .transfer import ProsodyTransfer
 
+    _check_output(args.output)
     reader = Reader(voice=args.voice, device=args.device, lexicon=args.lexicon, prosody="centroid")
     transfer = ProsodyTransfer(reader.acoustic, reader.vocoder, reader.analyzer)
     plan = transfer.prepare(args.source, args.text, reader.speaker.name, args.source_voice, args.prosody_mode, args.force)
@@ -201,25 +201,18 @@ def cmd_transfer(args: argparse.Namespace, out: TextIO) -> int:
         async for chunk in transfer.stream(plan):
             await asyncio.to_thread(sink.write, chunk.samples)
 
-    try:
-        with _open_sink(args.output, reader.sample_rate) as sink:
-            asyncio.run(pump(sink))
-    except AudioSinkError as exc:
-        raise ReaderError(str(exc)) from None
+    with _open_sink(args.output, reader.sample_rate) as sink:
+        asyncio.run(pump(sink))
     return 0
 
 
 def cmd_voices(args: argparse.Namespace, out: TextIO) -> int:
     from runtime.acoustic import AcousticModel
-    from runtime.errors import RuntimeModelError
 
     from .engine import DEFAULT_VOICE
     from .paths import models_dir
 
-    try:
-        model = AcousticModel.load(models_dir() / "acoustic")
-    except RuntimeModelError as exc:
-        raise ReaderError(str(exc)) from None
+    model = AcousticModel.load(models_dir() / "acoustic")
     for speaker in model.speakers:
         marks = [m for m, on in (("default", speaker.name.lower() == DEFAULT_VOICE), ("synthetic", speaker.synthetic)) if on]
         out.write(f"{speaker.name}{'  (' + ', '.join(marks) + ')' if marks else ''}\n")
@@ -244,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     analyze = sub.add_parser("analyze", help="show the linguistic analysis and prosody plan of a document")
-    analyze.add_argument("file", help="UTF-8 text or Markdown file, or - for standard input")
+    analyze.add_argument("file", help="UTF-8 text, Markdown or EPUB file, or - for standard input")
     analyze.add_argument("--json", action="store_true", help="one JSON object per sentence (JSON Lines)")
     analyze.add_argument("--parser", choices=["spacy", "stanza"], default="spacy", help="syntactic parser backend")
     analyze.add_argument("--lexicon", help="user pronunciation lexicon (default: ~/.config/reader/lexicon.txt if present)")
@@ -264,11 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         speak.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the models run")
         speak.add_argument("--parser", choices=["spacy", "stanza"], default="spacy", help="syntactic parser backend")
         speak.add_argument("--lexicon", help="user pronunciation lexicon")
-        speak.add_argument("--prosody", choices=SELECTORS, default=DEFAULT_SELECTOR, help="how each sentence's acoustic embedding is chosen")
+        speak.add_argument("--prosody", choices=SELECTORS, help=f"how each sentence's acoustic embedding is chosen (default: {DEFAULT_SELECTOR})")
         if name == "render":
             speak.add_argument("--format", help="audiobook chapter files: flac (default), wav, ogg, opus or mp3")
             speak.add_argument("--jobs", type=int, default=1, help="audiobook chapters rendered in parallel processes")
             speak.add_argument("--ray", metavar="ADDRESS", help="render audiobook chapters as Ray tasks ('local' starts a local Ray)")
+            speak.add_argument("--overwrite", action="store_true", help="render an audiobook into a folder that holds other files (same-named ones are replaced)")
         speak.set_defaults(run=cmd_play if name == "play" else cmd_render)
 
     transfer = sub.add_parser("transfer", help="say a recording's words in another voice with the recording's prosody (CopyCat)")
@@ -297,28 +291,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stops like Ctrl-C (playback aborts, partial files are deleted)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.run(args, sys.stdout)
-    except ReaderError as exc:
-        print(f"reader: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("reader: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"reader: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except BrokenPipeError:
         # The reader of our output went away (e.g. `| head`); not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 0
     except MemoryError:
         print("reader: error: out of memory; split the document into smaller parts", file=sys.stderr)
         return 1
     except Exception as exc:  # last resort: one line, never a traceback (READER_DEBUG=1 shows it)
+        error = as_reader_error(exc)
+        if error is not None:
+            print(f"reader: error: {error}", file=sys.stderr)
+            _silence_stdout()  # e.g. `-o -` into a full device: nothing more to flush at exit
+            return error.exit_code
         if os.environ.get("READER_DEBUG"):
             raise
         print(f"reader: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null if it can no longer be written, so the exit flush is quiet."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from .analysis import Analyzer, SentenceAnalysis
 from .document import Document
 from .errors import ModelError, ReaderError
 from .model_inputs import sentence_to_inputs
+from .models import check_models, reading_models
 from .paths import models_dir
 from .prosody import BreakLevel
 from .prosody_selection import DEFAULT_SELECTOR, SELECTORS, ProsodySelector, Selection
@@ -82,15 +83,18 @@ class Reader:
         lexicon: str | Path | None = None,
         threads: int = 0,
         models: Path | None = None,
-        prosody: str = DEFAULT_SELECTOR,
+        prosody: str | None = None,
     ) -> None:
         """
         voice: a name from `voices()` (default "lj"); speed: 0.25-4 (1 = the voice's own pace);
         device: "cpu" or "cuda"; parser: "spacy" or "stanza"; lexicon: a user lexicon file;
         threads: onnxruntime threads per model (0 = onnxruntime's choice); models: the model folder
         (default: the shipped models, or $READER_MODELS_DIR); prosody: how each sentence's prosody
-        embedding is chosen, one of reader.prosody_selection.SELECTORS.
-        Raises ReaderError for a bad setting and ModelError for a missing or corrupt model.
+        embedding is chosen, one of reader.prosody_selection.SELECTORS (default: DEFAULT_SELECTOR;
+        a selector named here whose bank or encoder is unusable is a ModelError, the default falls back
+        to the centroid).
+        Raises ReaderError for a bad setting and ModelError for a missing or corrupt model: every model
+        a reading uses is checked against its manifest here (reader.models).
         """
         from runtime.acoustic import AcousticModel
         from runtime.errors import RuntimeModelError
@@ -99,10 +103,11 @@ class Reader:
 
         if not 0.25 <= speed <= 4.0:
             raise ReaderError(f"speed {speed} is out of range: use a value between 0.25 and 4")
-        if prosody not in SELECTORS:
+        if prosody is not None and prosody not in SELECTORS:
             raise ReaderError(f"unknown prosody selector {prosody!r}: use one of {', '.join(SELECTORS)}")
         self.speed = speed
         folder = models or models_dir()
+        check_models(reading_models(folder))
         options = SessionOptions(device=device, intra_op_threads=threads)
         try:
             self.acoustic = AcousticModel.load(folder / "acoustic", options)
@@ -113,8 +118,8 @@ class Reader:
         if self.vocoder.spec.features.sample_rate != self.acoustic.sample_rate:
             raise ModelError(f"vocoder ({self.vocoder.spec.features.sample_rate} Hz) and acoustic model ({self.acoustic.sample_rate} Hz) do not match")
         self.analyzer = Analyzer(parser=parser, lexicon=lexicon)
-        # Per-sentence acoustic embedding (reader.prosody_selection); a bad bank falls back to the centroid.
-        self.prosody = ProsodySelector.load(prosody, folder, self.acoustic, self.speaker)
+        # Per-sentence acoustic embedding (reader.prosody_selection).
+        self.prosody = ProsodySelector.load(prosody or DEFAULT_SELECTOR, folder, self.acoustic, self.speaker, required=prosody is not None)
 
     @property
     def sample_rate(self) -> int:

@@ -4,7 +4,8 @@ Each spine document (in reading order, non-linear ones such as pop-up notes left
 chapter. Its title comes from the table of contents (NCX or EPUB 3 nav), else from its first
 heading. Headings become `#` lines, so the front end gives them heading prosody; other block
 elements become paragraphs. Scripts, styles, ruby annotations and the nav document are not read.
-Encrypted content (DRM) and files that are not EPUBs give a one-line ReaderError.
+Encrypted content (DRM), files that are not EPUBs and damaged ones give a one-line ReaderError in
+plain words.
 """
 
 from __future__ import annotations
@@ -100,16 +101,42 @@ def html_to_text(markup: str) -> tuple[str, str | None]:
     return "\n\n".join(extractor.blocks), extractor.first_heading
 
 
-def _check_not_encrypted(path: Path) -> None:
-    """Refuse DRM: encrypted content documents (rights.xml is Adobe ADEPT's licence)."""
-    with zipfile.ZipFile(path) as archive:
+CONTAINER = "META-INF/container.xml"
+OCF = "{urn:oasis:names:tc:opendocument:xmlns:container}"
+
+
+def _check_container(path: Path) -> None:
+    """Refuse, in plain words, what ebooklib would fail on with its internals: not a ZIP, no container,
+    no package document (OPF) or a malformed one; and refuse DRM (rights.xml is Adobe ADEPT's licence)."""
+
+    def broken(reason: str) -> ReaderError:
+        return ReaderError(f"{path} is not a readable EPUB: {reason}")
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise broken("it is not a ZIP archive, or the archive is damaged (an incomplete download?)") from None
+    with archive:
         names = set(archive.namelist())
         if "META-INF/rights.xml" in names:
             raise ReaderError(f"{path} is DRM-protected (Adobe ADEPT); only DRM-free EPUBs can be read")
-        if "META-INF/encryption.xml" not in names:
-            return
-        root = ElementTree.fromstring(archive.read("META-INF/encryption.xml"))
-    for data in root.iter(f"{XMLENC}EncryptedData"):
+        if CONTAINER not in names:
+            raise broken(f"it has no {CONTAINER}")
+        try:
+            rootfile = ElementTree.fromstring(archive.read(CONTAINER)).find(f".//{OCF}rootfile")
+        except ElementTree.ParseError:
+            raise broken(f"its {CONTAINER} is not well-formed XML") from None
+        package = rootfile.get("full-path") if rootfile is not None else None
+        if not package:
+            raise broken(f"its {CONTAINER} names no package document")
+        if package not in names:
+            raise broken(f"its package document {package} is missing")
+        try:
+            ElementTree.fromstring(archive.read(package))
+        except ElementTree.ParseError:
+            raise broken(f"its package document {package} is not well-formed XML") from None
+        encryption = ElementTree.fromstring(archive.read("META-INF/encryption.xml")) if "META-INF/encryption.xml" in names else None
+    for data in encryption.iter(f"{XMLENC}EncryptedData") if encryption is not None else ():
         method = data.find(f"{XMLENC}EncryptionMethod")
         if method is None or method.get("Algorithm") not in FONT_OBFUSCATION:
             raise ReaderError(f"{path} is DRM-protected (encrypted content); only DRM-free EPUBs can be read")
@@ -136,7 +163,7 @@ def read_epub(path: str | Path) -> EpubBook:
     from ebooklib import epub
 
     try:
-        _check_not_encrypted(path)
+        _check_container(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ebooklib warns about its own option defaults
             book = epub.read_epub(str(path), options={"ignore_ncx": False})
@@ -144,6 +171,10 @@ def read_epub(path: str | Path) -> EpubBook:
         raise
     except PermissionError:
         raise ReaderError(f"cannot read {path}: permission denied") from None
+    except KeyError as exc:  # zipfile: a file the package lists is not in the archive
+        raise ReaderError(f"{path} is not a readable EPUB: {exc.args[0] if exc.args else 'a file it lists is missing'}") from None
+    except (AttributeError, TypeError, IndexError):  # ebooklib's own code tripping over a malformed package
+        raise ReaderError(f"{path} is not a readable EPUB: its package document is malformed (no metadata, manifest or spine)") from None
     except Exception as exc:  # zipfile, lxml and ebooklib each raise their own types for a damaged file
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ReaderError(f"{path} is not a readable EPUB ({reason})") from None

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# The models ship as package data of the top-level `exported_models` package (the repository's
+# exported_models/ folder), so a wheel carries them and a source checkout uses the folder itself.
+MODELS_PACKAGE = "exported_models"
+
 
 def models_dir() -> Path:
     """The shipped models folder; READER_MODELS_DIR overrides it (tests, custom installs)."""
     override = os.environ.get("READER_MODELS_DIR")
-    return Path(override) if override else PROJECT_ROOT / "exported_models"
+    if override:
+        return Path(override)
+    try:
+        # An installed package lies on disk (wheels install unzipped), so its files are plain paths.
+        return Path(str(importlib.resources.files(MODELS_PACKAGE)))
+    except ModuleNotFoundError:
+        from .errors import ModelError
+
+        raise ModelError(f"the shipped models (package {MODELS_PACKAGE}) are not installed: reinstall reader-engine or set READER_MODELS_DIR") from None
 
 
 def config_dir() -> Path:

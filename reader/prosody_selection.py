@@ -50,13 +50,13 @@ embedding is no closer to the clip's than a random one (0.996 of random). With t
 model even each held-out clip's own embedding, encoded from its recording, widens the F0-std gap to
 the recording by 21% and leaves log-F0 RMSE unchanged.
 A bank that is missing, corrupt, empty for the speaker or built for another acoustic model, and a
-sentence that gives no usable vector, fall back to the centroid with a one-line logged warning.
+sentence that gives no usable vector, fall back to the centroid with a one-line logged warning; a
+method asked for by name whose bank or sentence encoder cannot be used raises ModelError instead.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections import deque
@@ -65,6 +65,8 @@ from pathlib import Path
 from typing import Collection, Sequence
 
 import numpy as np
+
+from .errors import ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -149,18 +151,16 @@ class SentenceEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("format_version") != BERT_FORMAT_VERSION:
-            raise BankError(f"BERT model {folder} has format version {manifest.get('format_version')}")
-        graph = folder / manifest["graph"]["file"]
-        if sha256_of(graph) != manifest["graph"]["sha256"]:
-            raise BankError(f"{graph} does not match its manifest (corrupt)")
+        from runtime.manifest import read_manifest
+
+        manifest = read_manifest(folder, "BERT", BERT_FORMAT_VERSION)  # RuntimeModelError if unusable
+        graph, tokenizer_file = manifest.file("graph"), manifest.file("tokenizer")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-        tokenizer = Tokenizer.from_file(str(folder / manifest["tokenizer"]))
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
         tokenizer.enable_truncation(MAX_BERT_TOKENS)
-        return cls(session, tokenizer, manifest["graph"]["sha256"])
+        return cls(session, tokenizer, manifest.files["graph"].sha256)
 
     def encode(self, texts: Sequence[str], batch_size: int = 16, pooling: str = "mean") -> np.ndarray:
         """(len(texts), 384) unit vectors: mean of the last hidden state over real tokens (or the [CLS] state)."""
@@ -223,23 +223,22 @@ class ProsodyBank:
     ) -> ProsodyBank:
         """Read and check a bank folder; any problem raises BankError with a one-line reason.
         session_normalised: take each recording session's offset out of the embeddings (module docstring)."""
+        from runtime.errors import RuntimeModelError
+        from runtime.manifest import read_manifest
+
         try:
-            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-            if manifest.get("format_version") != BANK_FORMAT_VERSION:
-                raise BankError(f"format version {manifest.get('format_version')}, expected {BANK_FORMAT_VERSION}")
+            checked = read_manifest(folder, "prosody bank", BANK_FORMAT_VERSION)
+            manifest = checked.data
             if manifest.get("acoustic_text_to_mel_sha256") != text_to_mel_sha256:
                 raise BankError("built for another acoustic model version (text_to_mel sha256 differs); rebuild it with `python -m reader.training.embedding_bank`")
-            arrays = {}
-            for name, entry in manifest["files"].items():
-                path = folder / entry["file"]
-                if sha256_of(path) != entry["sha256"]:
-                    raise BankError(f"{path.name} does not match its manifest (corrupt)")
-                arrays[name] = np.load(path, allow_pickle=False)
+            arrays = {name: np.load(entry.path, allow_pickle=False) for name, entry in checked.files.items()}
             rows = manifest["utterances"]
             utterances = [BankUtterance(row["id"], row["speaker"], row["text"], row["session"]) for row in rows]
             syntactic = np.stack([features.vector(row["distances"], row["n_words"]) for row in rows]) if rows else np.zeros((0, 0))
         except BankError:
             raise
+        except RuntimeModelError as exc:
+            raise BankError(str(exc)) from None
         except FileNotFoundError as exc:
             raise BankError(f"missing file {Path(exc.filename).name if exc.filename else exc}") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -313,8 +312,10 @@ class ProsodySelector:
         self.bank = bank
 
     @classmethod
-    def load(cls, method: str, models: Path, acoustic, speaker, **options) -> ProsodySelector:
-        """A selector over models/prosody_bank for `speaker` of the loaded runtime AcousticModel."""
+    def load(cls, method: str, models: Path, acoustic, speaker, required: bool = False, **options) -> ProsodySelector:
+        """A selector over models/prosody_bank for `speaker` of the loaded runtime AcousticModel.
+        A bank or sentence encoder that cannot be used falls back to the centroid with a warning, or,
+        when `required` (a method the user asked for by name), raises ModelError."""
         if method == "centroid":
             return cls(method)
         try:
@@ -322,11 +323,11 @@ class ProsodySelector:
             encoder = SentenceEncoder.load(models / "bert") if "bert" in method else None
             if encoder is not None and encoder.graph_sha256 != bank.bert_graph_sha256:
                 raise BankError("its BERT vectors come from another sentence encoder; rebuild it with `python -m reader.training.embedding_bank`")
-        except BankError as exc:
-            warn_centroid(method, f"prosody bank unusable ({exc})")
-            return cls("centroid")
         except Exception as exc:  # onnxruntime and tokenizers raise their own types for bad files
-            warn_centroid(method, f"BERT sentence encoder unusable ({first_line(exc)})")
+            reason = f"prosody bank unusable ({exc})" if isinstance(exc, BankError) else f"BERT sentence encoder unusable ({first_line(exc)})"
+            if required:
+                raise ModelError(f"prosody {method}: {' '.join(reason.split())}") from None
+            warn_centroid(method, reason)
             return cls("centroid")
         return cls(method, bank, speaker.name, encoder, **options)
 

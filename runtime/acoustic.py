@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import RuntimeModelError
+from .manifest import read_manifest
 from .session import SessionOptions, load_session
 
 ACOUSTIC_FORMAT_VERSION = 1
@@ -46,31 +45,6 @@ class AcousticOutput:
     f0: np.ndarray  # (tokens,) float32 Hz
 
 
-def read_manifest(folder: Path, expected_format: int, kind: str) -> dict:
-    """Read and check a model folder's manifest.json: format version and every listed file's size and hash."""
-    path = folder / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RuntimeModelError(f"{kind} model not found: {path} is missing") from None
-    except (OSError, ValueError) as exc:
-        raise RuntimeModelError(f"{kind} manifest is corrupt: {path} ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != expected_format:
-        raise RuntimeModelError(
-            f"{kind} model {folder} has format version {manifest.get('format_version') if isinstance(manifest, dict) else '?'}; "
-            f"this engine reads version {expected_format}"
-        )
-    for name, entry in manifest.get("files", {}).items():
-        file = folder / entry["file"]
-        if not file.is_file():
-            raise RuntimeModelError(f"{kind} model file not found: {file}")
-        if file.stat().st_size != entry["bytes"]:
-            raise RuntimeModelError(f"{kind} model file is truncated or replaced: {file} ({file.stat().st_size} bytes, expected {entry['bytes']})")
-        if "sha256" in entry and hashlib.sha256(file.read_bytes()).hexdigest() != entry["sha256"]:
-            raise RuntimeModelError(f"{kind} model file does not match its manifest (corrupt or from another version): {file}")
-    return manifest
-
-
 class AcousticModel:
     """onnxruntime sessions of the text-to-mel decoder (and, on first use, the reference encoders)."""
 
@@ -97,7 +71,7 @@ class AcousticModel:
 
     @classmethod
     def load(cls, folder: Path, options: SessionOptions = SessionOptions()) -> "AcousticModel":
-        return cls(folder, read_manifest(folder, ACOUSTIC_FORMAT_VERSION, "acoustic"), options)
+        return cls(folder, read_manifest(folder, "acoustic", ACOUSTIC_FORMAT_VERSION).data, options)
 
     def speaker(self, name: str) -> Speaker:
         for s in self.speakers:

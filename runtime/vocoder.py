@@ -16,7 +16,6 @@ later frame can change. Latency: receptive_field_frames + 2 frames. The concaten
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,9 +23,10 @@ import numpy as np
 
 from .errors import RuntimeModelError
 from .features import FeatureSettings
+from .manifest import MANIFEST_NAME as MANIFEST_NAME  # re-exported: the vocoder exporter writes it
+from .manifest import read_manifest
 from .session import SessionOptions, load_session
 
-MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 
 
@@ -47,27 +47,16 @@ class Vocoder:
         self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(settings.n_fft) / settings.n_fft)).astype(np.float64)
 
     @classmethod
-    def load(cls, folder: str | Path | None = None, options: SessionOptions = SessionOptions()) -> Vocoder:
-        """The vocoder in `folder` (default: <models_dir>/vocoder); bad files raise RuntimeModelError."""
-        if folder is None:
-            from reader.paths import models_dir  # stdlib-only; imported late so runtime/ needs reader only here
-
-            folder = models_dir() / "vocoder"
-        folder = Path(folder)
-        manifest_path = folder / MANIFEST_NAME
-        if not manifest_path.is_file():
-            raise RuntimeModelError(f"vocoder manifest not found: {manifest_path}")
+    def load(cls, folder: str | Path, options: SessionOptions = SessionOptions()) -> Vocoder:
+        """The vocoder in `folder` (manifest.json and its graph); bad files raise RuntimeModelError."""
+        manifest = read_manifest(folder, "vocoder", FORMAT_VERSION)
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            spec = VocoderSpec(manifest["graph"], FeatureSettings(**manifest["features"]), int(manifest["receptive_field_frames"]))
-            version = manifest["format_version"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RuntimeModelError(f"vocoder manifest is unreadable: {manifest_path} ({exc})") from None
-        if version != FORMAT_VERSION:
-            raise RuntimeModelError(f"vocoder manifest {manifest_path} has format {version}, this runtime reads {FORMAT_VERSION}")
+            spec = VocoderSpec(manifest.files["graph"].path.name, FeatureSettings(**manifest.data["features"]), int(manifest.data["receptive_field_frames"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RuntimeModelError(f"vocoder manifest is unreadable: {manifest.path} ({exc})") from None
         if spec.features != FeatureSettings():
-            raise RuntimeModelError(f"vocoder {manifest_path} expects features {asdict(spec.features)}, the engine computes {asdict(FeatureSettings())}")
-        return cls(load_session(folder / spec.graph_file, options), spec)
+            raise RuntimeModelError(f"vocoder {manifest.path} expects features {asdict(spec.features)}, the engine computes {asdict(FeatureSettings())}")
+        return cls(load_session(manifest.files["graph"].path, options), spec)
 
     def spectra(self, log_mel: np.ndarray) -> np.ndarray:
         """(T, n_mels) -> (T, n_fft // 2 + 1) complex STFT frames from the graph."""

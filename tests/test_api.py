@@ -224,3 +224,70 @@ def test_synthesize_inside_a_running_event_loop(reader):
         return reader.synthesize("Called from async code.")
 
     assert asyncio.run(from_async_code()).seconds > 0.5
+
+
+@pytest.fixture
+def models_copy(tmp_path) -> Path:
+    """The shipped models, linked file by file into a folder whose files a test may replace."""
+    folder = tmp_path / "models"
+    shipped = ROOT / "exported_models"
+    for path in shipped.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            (folder / path.relative_to(shipped)).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path.relative_to(shipped)).symlink_to(path)
+    return folder
+
+
+def corrupt(path: Path) -> None:
+    """Same size, different bytes: only the manifest's sha256 can tell."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.unlink()
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupt_g2p_model_fails_when_the_reader_starts(models_copy):
+    corrupt(models_copy / "g2p" / "g2p.onnx")
+    start = time.monotonic()
+    with pytest.raises(ModelError, match=r"G2P model file does not match its manifest .*g2p\.onnx") as error:
+        Reader(models=models_copy)
+    assert "\n" not in str(error.value) and time.monotonic() - start < 10
+
+
+def test_a_named_prosody_mode_with_a_broken_model_is_an_error_and_the_default_still_reads(models_copy):
+    from reader.prosody_selection import DEFAULT_SELECTOR
+
+    corrupt(models_copy / "bert" / "sentence_encoder.onnx")
+    with pytest.raises(ModelError, match=r"prosody bert: BERT sentence encoder unusable .*sentence_encoder\.onnx"):
+        Reader(models=models_copy, prosody="bert")
+    corrupt(models_copy / "prosody_bank" / "acoustic_embeddings.npy")
+    with pytest.raises(ModelError, match=r"prosody syntactic: prosody bank unusable .*acoustic_embeddings\.npy"):
+        Reader(models=models_copy, prosody="syntactic")
+    assert Reader(models=models_copy, threads=1).prosody.method == DEFAULT_SELECTOR == "centroid"
+
+
+def test_one_prosody_default_for_the_api_the_command_line_and_audiobooks(reader):
+    from reader.audiobook import RenderOptions
+    from reader.cli import build_parser
+    from reader.prosody_selection import DEFAULT_SELECTOR
+
+    # None everywhere means "the Reader's default", which is DEFAULT_SELECTOR
+    assert RenderOptions().prosody is None
+    for command in ("play", "render"):
+        assert build_parser().parse_args([command, "in.txt", "-o", "out.wav"]).prosody is None
+    assert reader.prosody.method == DEFAULT_SELECTOR
+
+
+def test_manifests_of_every_model_kind_list_their_files_with_bytes_and_sha256():
+    from reader.models import reading_models
+    from reader.paths import models_dir
+    from runtime.manifest import read_manifest
+
+    kinds = [(kind.name, kind.location, kind.format_version) for kind in reading_models(models_dir())]
+    kinds += [("BERT", models_dir() / "bert", 1), ("prosody bank", models_dir() / "prosody_bank", 2)]
+    for name, location, version in kinds:
+        manifest = read_manifest(location, name, version)
+        if name != "vocoder":  # the vocoder's exporter records its one graph as graph + graph_sha256
+            assert all(entry.bytes for entry in manifest.files.values()), name
+    acoustic = read_manifest(models_dir() / "acoustic", "acoustic", 1)
+    assert {"text_to_mel", "aligner"} <= set(acoustic.files)  # the aligner ships in the acoustic model

@@ -281,3 +281,43 @@ def test_command_line_refuses_audiobook_options_without_a_folder_and_ray_when_mi
     no_ray = "import sys; sys.modules['ray'] = None; from reader.cli import main; sys.exit(main(sys.argv[1:]))"
     done = subprocess.run([sys.executable, "-c", no_ray, "render", str(book_path), "-o", f"{tmp_path}/out/", "--ray", "local"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr == "reader: error: --ray needs Ray: pip install 'reader-engine[ray]'\n"
+
+
+def test_a_folder_with_files_the_render_did_not_make_is_refused_unless_overwrite(reference, book_path, tmp_path):
+    from reader.errors import OutputError
+
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "book.flac").write_bytes(b"the user's own recording")
+    (users / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"holds files this render did not make \(book\.flac, notes\.txt\).*--overwrite"):
+        render_book(str(book_path), users, OPTIONS)
+    assert sorted(p.name for p in users.iterdir()) == ["book.flac", "notes.txt"]  # untouched, no work folder
+
+    # a finished render of the same book may be rendered again; another book is refused
+    out = tmp_path / "book"
+    shutil.copytree(reference, out)
+    other = tmp_path / "other.md"
+    other.write_text("# Elsewhere\n\nA different book altogether.\n", encoding="utf-8")
+    with pytest.raises(OutputError, match=r"holds the audiobook of another book \(tiny\)"):
+        render_book(str(other), out, OPTIONS)
+    (out / "cover.jpg").write_bytes(b"jpeg")
+    with pytest.raises(OutputError, match=r"did not make \(cover\.jpg\)"):
+        render_book(str(book_path), out, OPTIONS)
+    assert chapter_files(out) == chapter_files(reference)
+
+    # --overwrite writes there anyway: the user's other files stay, same-named ones are replaced
+    with without_ffmpeg():
+        manifest = render_book(str(other), users, OPTIONS, overwrite=True)
+    assert (users / "notes.txt").read_text() == "mine" and manifest["book"]["file"] == "book.flac"
+    assert soundfile.info(str(users / "book.flac")).frames == manifest["chapters"][0]["samples"]
+
+
+def test_command_line_overwrite_flag_and_refusal(book_path, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    done = subprocess.run([sys.executable, "-m", "reader", "render", str(book_path), "-o", f"{folder}/"], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--overwrite" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "reader", "render", str(book_path), "-o", str(tmp_path / "a.wav"), "--overwrite"], capture_output=True, text=True)
+    assert done.returncode == 2 and "give an output folder" in done.stderr

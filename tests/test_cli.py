@@ -114,3 +114,104 @@ def test_console_script_streams_a_huge_unpunctuated_line(tmp_path):
     sentence = json.loads(first)
     assert 0 < len(sentence["words"]) <= 40
     assert elapsed < 60
+
+
+def cli(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reader", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300, **kwargs)
+
+
+def test_analyze_reads_epub_like_render_and_play(tmp_path, capsys):
+    from test_audiobook import make_epub
+
+    code, out, err = run_cli(["analyze", "--json", str(make_epub(tmp_path / "tiny.epub"))], capsys)
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0]["text"] == "Chapter One" and lines[0]["is_heading"]
+    assert "Call me Ishmael." in [line["text"] for line in lines]
+
+
+def rewrite_epub(source: Path, target: Path, change) -> Path:
+    """A copy of an EPUB with change(name, data) applied to each file (None drops it)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as copy:
+        for name in original.namelist():
+            data = change(name, original.read(name))
+            if data is not None:
+                copy.writestr(name, data)
+    return target
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda name, data: None if name == "META-INF/container.xml" else data, "it has no META-INF/container.xml"),
+        (lambda name, data: None if name.endswith(".opf") else data, "its package document EPUB/content.opf is missing"),
+        (lambda name, data: b"<package" if name.endswith(".opf") else data, "is not well-formed XML"),
+        (lambda name, data: b'<package xmlns="http://www.idpf.org/2007/opf"/>' if name.endswith(".opf") else data, "its package document is malformed"),
+        (lambda name, data: None if name.endswith("chap1.xhtml") else data, "no item named 'EPUB/chap1.xhtml'"),
+    ],
+    ids=["no-container", "no-opf", "bad-xml", "empty-opf", "missing-chapter"],
+)
+def test_broken_epubs_are_described_in_plain_words(tmp_path, capsys, change, message):
+    from test_audiobook import make_epub
+
+    broken = rewrite_epub(make_epub(tmp_path / "good.epub"), tmp_path / "broken.epub", change)
+    code, _, err = run_cli(["analyze", str(broken)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "is not a readable EPUB" in err and message in err, err
+    assert "NoneType" not in err and "nsmap" not in err
+
+
+def test_input_and_output_errors_come_before_the_models_load(tmp_path, capsys, monkeypatch):
+    # With no models at all, an error found without them is reported, not the missing models.
+    monkeypatch.setenv("READER_MODELS_DIR", str(tmp_path / "no-models"))
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Hello there.")
+    code, _, err = run_cli(["render", str(doc), "-o", str(tmp_path / "missing" / "x.wav")], capsys)
+    assert (code, err) == (2, f"reader: error: cannot write {tmp_path / 'missing' / 'x.wav'}: folder {tmp_path / 'missing'} does not exist\n")
+    code, _, err = run_cli(["render", str(doc), "-o", str(tmp_path / "x.mp4")], capsys)
+    assert code == 2 and "use a .wav or .flac file name" in err
+    empty = tmp_path / "empty.txt"
+    empty.write_text(" \n★\n")
+    for command in (["render", str(empty), "-o", str(tmp_path / "x.wav")], ["play", str(empty)], ["render", str(empty), "-o", f"{tmp_path}/book/"]):
+        code, _, err = run_cli(command, capsys)
+        assert (code, err) == (2, f"reader: error: nothing speakable in {empty}\n"), command
+    assert not (tmp_path / "book").exists()
+    # and a model problem is exit status 3
+    code, _, err = run_cli(["render", str(doc), "-o", str(tmp_path / "x.wav")], capsys)
+    assert code == 3 and "manifest not found" in err and err.count("\n") == 1
+
+
+def test_bad_options_exit_2(tmp_path, capsys):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Hello there.")
+    with pytest.raises(SystemExit) as exit_status:
+        main(["render", str(doc), "-o", "x.wav", "--prosody", "loud"])
+    assert exit_status.value.code == 2
+    code, _, err = run_cli(["render", str(doc), "-o", str(tmp_path / "x.wav"), "--speed", "9"], capsys)
+    assert code == 2 and "out of range" in err
+
+
+def test_raw_pcm_into_a_full_device_says_the_disk_is_full(tmp_path):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Hello there. This goes nowhere, because the device is full.")
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "reader", "render", str(doc), "-o", "-"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr) == (2, "reader: error: the disk is full while writing standard output\n")
+
+
+def test_sigterm_stops_a_render_like_ctrl_c_and_leaves_no_partial_file(tmp_path):
+    doc = tmp_path / "long.txt"
+    doc.write_text(" ".join(["This sentence is read again and again, so the render takes a while."] * 400))
+    out = tmp_path / "long.wav"
+    stale = tmp_path / ".long.wav.k1ll3d00.part"  # from an earlier render killed with kill -9
+    stale.write_bytes(b"\0" * 4096)
+    proc = subprocess.Popen([sys.executable, "-m", "reader", "render", str(doc), "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not [p for p in tmp_path.glob(".long.wav.*.part") if p != stale] and time.monotonic() < deadline:
+        time.sleep(0.1)  # until rendering has started writing
+    assert not stale.exists(), "the stale part of the same output was not removed"
+    proc.terminate()
+    proc.wait(timeout=60)
+    assert (proc.returncode, proc.stderr.read()) == (143, "reader: terminated\n")
+    assert list(tmp_path.iterdir()) == [doc]

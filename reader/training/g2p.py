@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reader.paths import cache_dir
+from runtime.manifest import record_files
 from runtime.session import SessionOptions
 
 FORMAT_VERSION = 1
@@ -359,6 +360,7 @@ def export(out_dir: Path) -> None:
         "without_stress": round(result.accuracy_without_stress, 4),
     }
     metadata_path.write_text(json.dumps(metadata, indent=1) + "\n")
+    record_files(out_dir, {"graph": onnx_path.name, "metadata": metadata_path.name}, FORMAT_VERSION)  # the manifest checked at load
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB) and {metadata_path}", flush=True)
 
 

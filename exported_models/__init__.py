@@ -1,0 +1,1 @@
+"""The shipped ONNX models and their manifests, as package data (found by reader.paths.models_dir)."""

@@ -1,0 +1,49 @@
+"""The models a reading uses, checked against their manifests when a Reader starts.
+
+Each kind is a folder (or file) with a manifest.json (runtime.manifest): format version and every
+file's bytes and sha256. Checking them all up front means a corrupt G2P model fails at once, not an
+hour into a book when the first unknown word comes. The prosody bank and BERT encoder are checked
+by reader.prosody_selection when a selector that uses them loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelError
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    name: str  # as errors name it
+    location: Path  # its folder, or its manifest file
+    format_version: int
+
+
+def reading_models(folder: Path) -> list[ModelKind]:
+    """The models every reading uses: those in the models `folder`, and the break model in the package."""
+    from runtime.acoustic import ACOUSTIC_FORMAT_VERSION
+    from runtime.vocoder import FORMAT_VERSION as VOCODER_FORMAT_VERSION
+
+    from .g2p import FORMAT_VERSION as G2P_FORMAT_VERSION
+    from .prosody import BREAK_MODEL_FORMAT, BREAK_MODEL_PATH
+
+    return [
+        ModelKind("acoustic", folder / "acoustic", ACOUSTIC_FORMAT_VERSION),
+        ModelKind("vocoder", folder / "vocoder", VOCODER_FORMAT_VERSION),
+        ModelKind("G2P", folder / "g2p", G2P_FORMAT_VERSION),
+        ModelKind("break", BREAK_MODEL_PATH.parent / "manifest.json", BREAK_MODEL_FORMAT),
+    ]
+
+
+def check_models(kinds: list[ModelKind]) -> None:
+    """Check each kind's manifest and files; the first problem raises ModelError (one line)."""
+    from runtime.errors import RuntimeModelError
+    from runtime.manifest import read_manifest
+
+    for kind in kinds:
+        try:
+            read_manifest(kind.location, kind.name, kind.format_version)
+        except RuntimeModelError as exc:
+            raise ModelError(str(exc)) from None

@@ -1,0 +1,69 @@
+"""The wheel: it carries the models, and an installed copy reads aloud outside the source checkout.
+
+.ci/run also installs the wheel with its dependencies into a fresh venv; here it is installed without
+them (`pip install --no-deps --target`) and run with this environment's packages, which is quick and
+needs no network, while still proving that nothing is read from the checkout.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import soundfile
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS_BUDGET_BYTES = 80 * 1000 * 1000  # what a package registry takes comfortably
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    # Built from a copy, so the build's own folders never appear in the working tree.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("reader", "runtime", "exported_models"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out), str(source)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    (built,) = out.glob("reader_engine-*.whl")
+    return built
+
+
+def test_wheel_carries_every_model_file_its_manifests_list(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        sizes = {info.filename: info.file_size for info in archive.infolist()}
+        manifests = {name: json.loads(archive.read(name)) for name in sizes if name.endswith("manifest.json")}
+    assert {"exported_models/__init__.py", "reader/data/break_model.json", "reader/data/manifest.json"} <= set(sizes)
+    for kind in ("acoustic", "vocoder", "g2p", "bert", "prosody_bank"):
+        manifest = manifests[f"exported_models/{kind}/manifest.json"]
+        files = [entry["file"] for entry in manifest.get("files", {}).values()] or [manifest["graph"]]
+        for file in files:
+            assert f"exported_models/{kind}/{file}" in sizes, (kind, file)
+    models = sum(size for name, size in sizes.items() if name.startswith("exported_models/"))
+    assert models < MODELS_BUDGET_BYTES, f"{models / 1e6:.1f} MB of models"
+    assert not [name for name in sizes if name.startswith(("tests/", "benchmarks/", "configs/"))]
+
+
+def test_installed_wheel_reads_aloud_outside_the_checkout(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)], check=True, capture_output=True, timeout=300)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "hello.txt").write_text("Hello from an installed wheel. It found its models by itself.\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(target)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import reader, runtime, reader.paths as p; print(reader.__file__); print(runtime.__file__); print(p.models_dir())"],
+        cwd=work, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert all(line.startswith(str(target)) for line in where.stdout.splitlines()), where.stdout
+    proc = subprocess.run([sys.executable, "-m", "reader", "render", "hello.txt", "-o", "hello.wav"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    info = soundfile.info(str(work / "hello.wav"))
+    assert info.frames / info.samplerate > 1.5
