@@ -20,7 +20,7 @@ from runtime.stream import AudioChunk, SentenceTiming, SynthesisRequest, WordTim
 
 from .analysis import Analyzer, SentenceAnalysis
 from .document import Document
-from .errors import ModelError, ReaderError
+from .errors import ModelError, ReaderError, as_reader_error
 from .model_inputs import sentence_to_inputs
 from .models import check_models, reading_models
 from .paths import models_dir
@@ -97,7 +97,7 @@ class Reader:
         a reading uses is checked against its manifest here (reader.models).
         """
         from runtime.acoustic import AcousticModel
-        from runtime.errors import RuntimeModelError
+        from runtime.errors import RuntimeModelError, UnknownVoiceError
         from runtime.session import SessionOptions
         from runtime.vocoder import Vocoder
 
@@ -113,8 +113,8 @@ class Reader:
             self.acoustic = AcousticModel.load(folder / "acoustic", options)
             self.vocoder = Vocoder.load(folder / "vocoder", options)
             self.speaker = self.acoustic.speaker(voice or DEFAULT_VOICE)
-        except RuntimeModelError as exc:
-            raise ModelError(str(exc)) from None
+        except (RuntimeModelError, UnknownVoiceError) as exc:
+            raise as_reader_error(exc) from None
         if self.vocoder.spec.features.sample_rate != self.acoustic.sample_rate:
             raise ModelError(f"vocoder ({self.vocoder.spec.features.sample_rate} Hz) and acoustic model ({self.acoustic.sample_rate} Hz) do not match")
         self.analyzer = Analyzer(parser=parser, lexicon=lexicon)
@@ -244,7 +244,7 @@ class Reader:
                 if samples == 0:
                     raise ReaderError(f"nothing speakable to write to {path}")
         except AudioSinkError as exc:
-            raise ReaderError(str(exc)) from None
+            raise as_reader_error(exc) from None
         return samples / self.sample_rate
 
     def transfer(

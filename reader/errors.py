@@ -36,7 +36,7 @@ class ModelError(ReaderError):
 
 def as_reader_error(exc: BaseException) -> ReaderError | None:
     """The ReaderError for `exc` (itself if it is one), or None for an error that is not the user's to fix."""
-    from runtime.errors import AudioSinkError, RuntimeModelError
+    from runtime.errors import AudioSinkError, RuntimeModelError, UnknownVoiceError
     from runtime.errors import DiskFullError as RuntimeDiskFullError
 
     if isinstance(exc, ReaderError):
@@ -44,6 +44,8 @@ def as_reader_error(exc: BaseException) -> ReaderError | None:
     message = " ".join(str(exc).split())
     if isinstance(exc, RuntimeModelError):
         return ModelError(message)
+    if isinstance(exc, UnknownVoiceError):
+        return ReaderError(message)
     if isinstance(exc, RuntimeDiskFullError):
         return DiskFullError(message)
     if isinstance(exc, AudioSinkError):

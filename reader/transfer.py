@@ -201,11 +201,11 @@ class ProsodyTransfer:
     # -- stages ---------------------------------------------------------------------------------
 
     def speaker(self, name: str) -> Speaker:
-        from runtime.errors import RuntimeModelError
+        from runtime.errors import UnknownVoiceError
 
         try:
             return self.acoustic.speaker(name)
-        except RuntimeModelError as exc:
+        except UnknownVoiceError as exc:
             raise ReaderError(str(exc)) from None
 
     def codes(self, log_mel: np.ndarray, inputs: ModelInputs, speaker: Speaker, durations: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RuntimeModelError
+from .errors import UnknownVoiceError
 from .manifest import read_manifest
 from .session import SessionOptions, load_session
 
@@ -77,7 +77,7 @@ class AcousticModel:
         for s in self.speakers:
             if s.name.lower() == name.lower():  # voice names are not case-sensitive
                 return s
-        raise RuntimeModelError(f"unknown voice {name!r}; available: {', '.join(s.name for s in self.speakers)}")
+        raise UnknownVoiceError(f"unknown voice {name!r}; available: {', '.join(s.name for s in self.speakers)}")
 
     def synthesize(
         self,

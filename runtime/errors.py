@@ -11,3 +11,7 @@ class AudioSinkError(Exception):
 
 class DiskFullError(AudioSinkError):
     """A write failed because the disk (or device) is full."""
+
+
+class UnknownVoiceError(Exception):
+    """A voice name the acoustic model does not have (the caller's mistake, not the model's)."""

@@ -111,8 +111,9 @@ def test_render_errors_are_reader_errors_and_leave_no_file(reader, tmp_path):
 def test_bad_settings_and_corrupt_models_raise_one_line_errors(tmp_path):
     with pytest.raises(ReaderError, match="out of range"):
         Reader(speed=9)
-    with pytest.raises(ModelError, match="unknown voice 'nobody'"):
+    with pytest.raises(ReaderError, match="unknown voice 'nobody'") as error:
         Reader(voice="nobody")
+    assert not isinstance(error.value, ModelError)  # the caller's mistake: exit status 2, not 3
     broken = tmp_path / "models"
     for part in ("acoustic", "vocoder"):
         shutil.copytree(ROOT / "exported_models" / part, broken / part)

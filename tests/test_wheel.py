@@ -67,3 +67,11 @@ def test_installed_wheel_reads_aloud_outside_the_checkout(wheel, tmp_path):
     assert proc.returncode == 0, proc.stderr
     info = soundfile.info(str(work / "hello.wav"))
     assert info.frames / info.samplerate > 1.5
+
+
+def test_runtime_imports_nothing_from_reader():
+    """runtime/ is the streaming engine: it is handed model folders and never reaches back into reader."""
+    modules = sorted(p.stem for p in (ROOT / "runtime").glob("*.py") if p.stem != "__init__")
+    code = f"import importlib, sys; [importlib.import_module('runtime.' + m) for m in {modules!r}]; print(sorted(m for m in sys.modules if m == 'reader' or m.startswith('reader.')))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
