@@ -544,12 +544,15 @@ def fingerprint(options: RenderOptions) -> str:
     from .paths import config_dir
     from .pronounce import DEFAULT_LEXICON_NAME
     from .prosody import BREAK_MODEL_PATH
+    from .prosody_selection import DEFAULT_SELECTOR
 
-    # The lexicon counts by its content, not where it lies.
-    digest = hashlib.sha256(json.dumps([WORK_FORMAT_VERSION, __version__, asdict(replace(options, lexicon=None))]).encode())
+    # The lexicon counts by its content, not where it lies; the default prosody by what it is.
+    resolved = replace(options, lexicon=None, prosody=options.prosody or DEFAULT_SELECTOR)
+    digest = hashlib.sha256(json.dumps([WORK_FORMAT_VERSION, __version__, asdict(resolved)]).encode())
     lexicon = Path(options.lexicon) if options.lexicon else config_dir() / DEFAULT_LEXICON_NAME
     folder = models_dir()
-    for path in [lexicon, BREAK_MODEL_PATH, *sorted(p for p in folder.rglob("*") if p.is_file())]:
+    models = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc"))  # not the package's own code
+    for path in [lexicon, BREAK_MODEL_PATH, *models]:
         digest.update(str(path.relative_to(folder) if path.is_relative_to(folder) else path.name).encode())
         digest.update(sha256_file(path).encode() if path.is_file() else b"-")
     return digest.hexdigest()

@@ -321,3 +321,18 @@ def test_command_line_overwrite_flag_and_refusal(book_path, tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--overwrite" in done.stderr
     done = subprocess.run([sys.executable, "-m", "reader", "render", str(book_path), "-o", str(tmp_path / "a.wav"), "--overwrite"], capture_output=True, text=True)
     assert done.returncode == 2 and "give an output folder" in done.stderr
+
+
+def test_work_keys_see_the_default_prosody_by_name_and_ignore_python_caches(tmp_path, monkeypatch):
+    from reader.audiobook import fingerprint
+    from reader.prosody_selection import DEFAULT_SELECTOR
+
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "exported_models", models, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("READER_MODELS_DIR", str(models))
+    before = fingerprint(RenderOptions())
+    assert fingerprint(RenderOptions(prosody=DEFAULT_SELECTOR)) == before
+    (models / "__pycache__").mkdir()
+    (models / "__pycache__" / "__init__.cpython-399.pyc").write_bytes(b"cache")
+    assert fingerprint(RenderOptions()) == before
+    assert fingerprint(RenderOptions(prosody="syntactic")) != before
