@@ -189,7 +189,7 @@ def design(models: Path) -> dict:
         bert_cls = encoder.encode([rows[i]["text"] for i in index], pooling="cls")
 
         def syntactic(features: SyntacticFeatures) -> np.ndarray:
-            vectors = unit(np.stack([features.vector(rows[i]["distances"], rows[i]["n_words"]) for i in index]))  # noqa: B023 (called within this iteration)
+            vectors = unit(np.stack([features.vector(rows[i]["distances"], rows[i]["n_words"]) for i in index]))
             return vectors @ vectors.T
 
         variants = {}

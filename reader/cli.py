@@ -80,8 +80,11 @@ def format_sentence(index: int, sentence, prosody=None) -> str:
 def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
     from .analysis import Analyzer
     from .audiobook import read_text
+    from .models import analysis_models, check_models
+    from .paths import models_dir
 
     text = read_text(args.file)
+    check_models(analysis_models(models_dir()))  # a corrupt G2P model fails now, not at the first unknown word
     analyzer = Analyzer(parser=args.parser, lexicon=args.lexicon)
     reading = _prosody_selector(args.prosody, args.voice).reading() if args.prosody else None
     document = analyzer.split(text)

@@ -21,19 +21,26 @@ class ModelKind:
     format_version: int
 
 
-def reading_models(folder: Path) -> list[ModelKind]:
-    """The models every reading uses: those in the models `folder`, and the break model in the package."""
-    from runtime.acoustic import ACOUSTIC_FORMAT_VERSION
-    from runtime.vocoder import FORMAT_VERSION as VOCODER_FORMAT_VERSION
-
+def analysis_models(folder: Path) -> list[ModelKind]:
+    """The models the front end uses: G2P in the models `folder`, and the break model in the package."""
     from .g2p import FORMAT_VERSION as G2P_FORMAT_VERSION
     from .prosody import BREAK_MODEL_FORMAT, BREAK_MODEL_PATH
 
     return [
-        ModelKind("acoustic", folder / "acoustic", ACOUSTIC_FORMAT_VERSION),
-        ModelKind("vocoder", folder / "vocoder", VOCODER_FORMAT_VERSION),
         ModelKind("G2P", folder / "g2p", G2P_FORMAT_VERSION),
         ModelKind("break", BREAK_MODEL_PATH.parent / "manifest.json", BREAK_MODEL_FORMAT),
+    ]
+
+
+def reading_models(folder: Path) -> list[ModelKind]:
+    """The models every reading uses: the acoustic model and vocoder, and the front end's."""
+    from runtime.acoustic import ACOUSTIC_FORMAT_VERSION
+    from runtime.vocoder import FORMAT_VERSION as VOCODER_FORMAT_VERSION
+
+    return [
+        ModelKind("acoustic", folder / "acoustic", ACOUSTIC_FORMAT_VERSION),
+        ModelKind("vocoder", folder / "vocoder", VOCODER_FORMAT_VERSION),
+        *analysis_models(folder),
     ]
 
 

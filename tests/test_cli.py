@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -215,3 +216,15 @@ def test_sigterm_stops_a_render_like_ctrl_c_and_leaves_no_partial_file(tmp_path)
     proc.wait(timeout=60)
     assert (proc.returncode, proc.stderr.read()) == (143, "reader: terminated\n")
     assert list(tmp_path.iterdir()) == [doc]
+
+
+def test_analyze_checks_the_front_end_models_first(tmp_path, capsys, monkeypatch):
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "exported_models" / "g2p", models / "g2p")
+    graph = models / "g2p" / "g2p.onnx"
+    graph.write_bytes(graph.read_bytes()[:-10])  # truncated
+    monkeypatch.setenv("READER_MODELS_DIR", str(models))
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Every word here is in the dictionary.")
+    code, _, err = run_cli(["analyze", str(doc)], capsys)
+    assert code == 3 and err.count("\n") == 1 and f"G2P model file is truncated or corrupt: {graph}" in err
