@@ -6,6 +6,7 @@ document -> sentences -> normalised words -> parse (POS, tree) -> syntactic dist
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ from .normalize import Token, normalize_sentence
 from .pronounce import Pronouncer, load_lexicon
 from .prosody import BREAK_MODEL_PATH, BreakLevel, BreakModel, plan_breaks
 from .syntax import Parser, PunctuationParser, make_parser, split_points, syntactic_distances
+
+logger = logging.getLogger(__name__)
 
 # No synthesis unit is longer than this many words: longer sentences are split at their largest
 # syntactic distance (the issue's "about 40 words").
@@ -115,6 +118,47 @@ def boundary_strength(punct: str) -> int:
     return 2 if "," in punct else 1
 
 
+def _letter_tag(word: Token, tag: str, text: str) -> str:
+    """A capital letter spelled out of an abbreviation ("a.m.", "FBI", "A. Smith") is a noun, never the
+    article "a", whatever the tagger says: the pronouncer then says the letter's name."""
+    following = text[word.end : word.end + 1]
+    spelled = len(word.text) == 1 and word.text.isupper() and (following.isalnum() or following == ".")
+    return "NNP" if spelled else tag
+
+
+# The metal "lead" (L EH1 D) is a noun like the lead of a race; its neighbours tell them apart.
+_LEAD_METAL_BEFORE = frozenset({"of", "with", "from", "contain", "contains", "containing"})
+_LEAD_METAL_AFTER = frozenset({
+    "pipe", "pipes", "poisoning", "paint", "content", "levels", "exposure", "shot", "bullet", "bullets",
+    "weight", "weights", "ore", "oxide", "acid", "crystal", "mine", "mines", "solder", "sheet",
+})
+
+
+# Nouns the adjective "live" (L AY1 V) goes with, even where the tagger reads "live" as the verb.
+_LIVE_NOUNS = frozenset({
+    "audio", "video", "music", "stream", "streams", "streaming", "broadcast", "broadcasts", "coverage", "show",
+    "shows", "performance", "performances", "event", "events", "feed", "tv", "television", "radio", "recording",
+    "album", "action", "wire", "bait", "ammunition", "updates", "demo", "session", "concert", "concerts",
+})
+
+
+def _heteronym_tag(words: Sequence[Token], pos: Sequence[str], i: int) -> str:
+    """The tag that picks a heteronym's pronunciation where the tagger's own tag cannot.
+
+    "live" before a noun is the adjective ("listen to live audio", which the tagger reads as the verb);
+    "lead" next to a word of metals ("made of lead", "lead pipes") is the metal, pronounced like the
+    adjective (as in "a lead weight").
+    """
+    word = words[i].text.lower()
+    before = words[i - 1].text.lower() if i > 0 else ""
+    after = words[i + 1].text.lower() if i + 1 < len(words) else ""
+    if word == "live" and (after in _LIVE_NOUNS or pos[i].startswith("VB") and i + 1 < len(words) and pos[i + 1] in ("NN", "NNS")):
+        return "JJ"
+    if word == "lead" and pos[i].startswith("NN") and (before in _LEAD_METAL_BEFORE or after in _LEAD_METAL_AFTER):
+        return "JJ"
+    return pos[i]
+
+
 def _drop_word(i: int, distances: list[int], punct: list[str]) -> None:
     """Remove word i from the gap lists (distances: one per gap; punct: one per word, after it).
 
@@ -150,6 +194,7 @@ class Analyzer:
         # spaCy and stanza do not promise that one pipeline may parse in several threads at once
         # (spaCy's vocabulary grows as it meets new words), and concurrent readings share this one.
         self._parse_lock = threading.Lock()
+        self._warned_unspeakable = False  # said once per analyzer, not once per word
 
     def split(self, text: str) -> Document:
         return split_document(text, self._splitter)
@@ -192,7 +237,9 @@ class Analyzer:
                 span = next(spans, None)
                 while span is not None:
                     following = next(spans, None)
-                    tokens = normalize_sentence(document.sentence_text(span), span.start, heading=span.is_heading)
+                    tokens = normalize_sentence(
+                        document.sentence_text(span), span.start, heading=span.is_heading, keep=self.pronouncer.lexicon
+                    )
                     if any(not t.is_punct for t in tokens):
                         last = following is None or span.is_heading
                         final = BreakLevel.PARAGRAPH if last else BreakLevel.SENTENCE
@@ -219,12 +266,16 @@ class Analyzer:
                     punct[wi] += t.text
             else:
                 wi += 1
-        pos = list(parsed.pos)
+        pos = [_letter_tag(w, p, document.text) for w, p in zip(words, parsed.pos)]
+        pos = [_heteronym_tag(words, pos, i) for i in range(len(words))]
         phonemes = [self.pronouncer.phonemes(w.text, p) for w, p in zip(words, pos)]
         # Words that cannot be spoken (no letters the pronouncer knows) leave the sentence; the gap they
         # leave keeps the higher of its two distances, which is exactly the LCA height of the new neighbours.
         for i in reversed(range(len(words))):
             if not phonemes[i]:
+                if not self._warned_unspeakable and any(ch.isalpha() for ch in words[i].text):
+                    self._warned_unspeakable = True
+                    logger.warning("reader: skipping words in a script it cannot speak (first: %r)", words[i].text[:40])
                 _drop_word(i, distances, punct)
                 for values in (words, pos, phonemes):
                     del values[i]

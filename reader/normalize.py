@@ -15,7 +15,7 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, Container, NamedTuple
 
 from num2words import num2words
 
@@ -134,6 +134,9 @@ def _lex(text: str) -> list[_Lexeme]:
 # Number spelling (all through num2words)
 # ---------------------------------------------------------------------------------------
 
+# Longer letter runs than any English word (45 letters) are read in pieces of WORD_PIECE_CHARS.
+MAX_WORD_CHARS = 45
+WORD_PIECE_CHARS = 20
 _MAX_SPELLED_DIGITS = 30  # beyond this num2words overflows; such strings are read digit by digit
 _WORD_SPLIT_RE = re.compile(r"[\s,-]+")
 
@@ -430,8 +433,9 @@ def _roman_value(numeral: str) -> int:
 class _SentenceReader:
     """Reads the lexemes of one sentence aloud, appending Tokens."""
 
-    def __init__(self, text: str, offset: int, heading: bool) -> None:
+    def __init__(self, text: str, offset: int, heading: bool, keep: Container[str] = frozenset()) -> None:
         self.text = text
+        self.keep = keep
         self.offset = offset
         self.heading = heading
         self.lexemes = _lex(text)
@@ -453,6 +457,12 @@ class _SentenceReader:
                 self.tokens.append(Token(spoken, self.offset + start, self.offset + end, False))
 
     def word(self, word: str, start: int, end: int) -> None:
+        if len(word) > MAX_WORD_CHARS and len(word) == end - start:
+            # No real word is this long: read it in bounded pieces (the pronouncer's cost grows with length).
+            for cut in range(0, len(word), WORD_PIECE_CHARS):
+                piece = word[cut : cut + WORD_PIECE_CHARS]
+                self.tokens.append(Token(piece, self.offset + start + cut, self.offset + start + cut + len(piece), False))
+            return
         self.tokens.append(Token(word, self.offset + start, self.offset + end, False))
 
     def punct(self, mark: str, start: int, end: int) -> None:
@@ -918,6 +928,9 @@ def _is_initial(reader: _SentenceReader, index: int, word: str) -> bool:
 
 def _read_word(reader: _SentenceReader, index: int, lexeme: _Lexeme) -> int:
     word = reader.text[lexeme.start:lexeme.end].replace("’", "'")
+    if word.lower() in reader.keep:  # the user's lexicon decides how it sounds
+        reader.word(word, lexeme.start, lexeme.end)
+        return index + 1
     ordinary_case = word.islower() or (word[:1].isupper() and word[1:].islower())
     if ordinary_case and not reader.shouted and word.lower() not in _ABBREVIATIONS:
         if word.replace("'", "").isalpha():  # the common case: nothing to interpret
@@ -1028,11 +1041,15 @@ _HANDLERS: dict[str, _Handler] = {
 }
 
 
-def normalize_sentence(text: str, offset: int = 0, heading: bool = False) -> list[Token]:
+def normalize_sentence(
+    text: str, offset: int = 0, heading: bool = False, keep: Container[str] = frozenset()
+) -> list[Token]:
     """Turns one sentence into speakable word and punctuation tokens.
 
     `offset` is where the sentence starts in the original document; every token's
     [start, end) indexes the source text it was read from. `heading` marks a heading or
-    chapter line, where Roman numerals are read as numbers ("CHAPTER IV").
+    chapter line, where Roman numerals are read as numbers ("CHAPTER IV"). Words whose
+    lowercase form is in `keep` (the user's lexicon) are passed on as written, never
+    spelled or expanded ("SQL", "GIF").
     """
-    return _SentenceReader(text, offset, heading).read()
+    return _SentenceReader(text, offset, heading, keep).read()

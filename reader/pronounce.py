@@ -8,6 +8,7 @@ stress digit (0 unstressed, 1 primary, 2 secondary), e.g. "hello" -> HH AH0 L OW
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -163,7 +164,8 @@ class Pronouncer:
 
     def _lookup(self, word: str, pos: str, depth: int) -> tuple[str, ...]:
         lower = word.lower().replace("\u2019", "'")
-        entry = self.lexicon.get(lower)
+        entry = self.lexicon.get(lower) or self.lexicon.get(fold_accents(lower))
+        lower = fold_accents(lower)  # after the lexicon, which may list the accented spelling
         if entry is not None:
             if entry.phonemes is not None:
                 return entry.phonemes
@@ -194,6 +196,18 @@ class Pronouncer:
         if not any(ch.isalpha() for ch in lower):
             return ()
         return self._oov(lower)
+
+
+# Latin letters that Unicode does not decompose into a base letter and an accent.
+_LATIN_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"})
+
+
+def fold_accents(word: str) -> str:
+    """Latin letters without accents ("café" -> "cafe", "naïve" -> "naive"); other scripts unchanged."""
+    if word.isascii():
+        return word
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch)).translate(_LATIN_LETTERS)
+    return folded if folded.isascii() else word
 
 
 def _plural_suffix(last: str) -> tuple[str, ...]:

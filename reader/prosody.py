@@ -42,6 +42,9 @@ PUNCT_CLASSES = {
     "stop": ".!?…",
 }
 
+# Punctuation after which there is always at least a minor break.
+BREAK_AFTER_PUNCTUATION = frozenset(")]}…")
+
 _NEXT_POS = {
     "next_cc": ("CC",),
     "next_in": ("IN", "TO"),
@@ -184,9 +187,13 @@ class BreakModel:
     reset: LogisticHead
     metadata: dict
 
-    def predict(self, features: np.ndarray, joined: Sequence[bool] | None = None) -> tuple[list[BreakLevel], list[bool]]:
+    def predict(
+        self, features: np.ndarray, joined: Sequence[bool] | None = None, punct: Sequence[str] | None = None
+    ) -> tuple[list[BreakLevel], list[bool]]:
         """Break level and reset at each gap. `joined` marks gaps inside a written word group
-        ("year-on-year", a number read as several words), where speech never breaks.
+        ("year-on-year", a number read as several words), where speech never breaks; `punct` (the
+        punctuation at each gap) gives at least a minor break after a closing bracket or an ellipsis,
+        where listeners expect one and LJ's few examples leave the heads unsure.
 
         A reset starts a new intonational phrase, so it is only placed at a phrase break (MINOR or
         MAJOR) where the reset head also fires. The reset head alone fires at pitch accents as much
@@ -200,6 +207,9 @@ class BreakModel:
         minor = self.any_break.decide(x)
         reset = self.reset.decide(x)
         levels = np.where(major, BreakLevel.MAJOR, np.where(minor, BreakLevel.MINOR, BreakLevel.NONE))
+        if punct is not None:
+            expected = np.asarray([any(ch in BREAK_AFTER_PUNCTUATION for ch in p) for p in punct], dtype=bool)
+            levels[expected] = np.maximum(levels[expected], BreakLevel.MINOR)
         if joined is not None:
             inside = np.asarray(joined, dtype=bool)
             levels[inside] = BreakLevel.NONE
@@ -257,5 +267,5 @@ def plan_breaks(
 
     `joined` (one per gap) marks gaps inside a written word group, which never break.
     """
-    levels, resets = model.predict(gap_features(distances, punct_after, pos), joined)
+    levels, resets = model.predict(gap_features(distances, punct_after, pos), joined, punct_after[: max(len(pos) - 1, 0)])
     return levels + [final], resets + [True]

@@ -277,8 +277,9 @@ def split_points(
     Returns word indices i meaning "cut after word i". Each part longer than max_words is cut at its
     best gap among those leaving at least a quarter of the part (and min_words) on either side: the
     strongest boundary by `strength` (one value per gap, e.g. punctuation class; gaps inside a word
-    group rank lowest), then the largest syntactic distance, then nearest the middle. Keeping a
-    quarter on each side makes the units balanced and the work O(n log n) even for thousands of words.
+    group rank lowest), then one leaving no more units than the fewest possible, then the largest
+    syntactic distance, then nearest the middle. Keeping a quarter on each side makes the units
+    balanced and the work O(n log n) even for thousands of words.
     """
     n_words = len(distances) + 1
     min_words = max(1, min(min_words, max_words // 2))
@@ -292,10 +293,15 @@ def split_points(
         side = max(min_words, size // 4)
         middle = (lo + hi) / 2
         candidates = range(lo + side - 1, hi - side + 1)  # gap i leaves words lo..i and i+1..hi
-        gap = max(
-            candidates,
-            key=lambda i: (strength[i] if strength is not None else 0, distances[i], -abs(i + 0.5 - middle)),
-        )
+        fewest = -(-size // max_words)
+
+        def rank(i: int) -> tuple:
+            # Among equally strong boundaries, one that needs no more units than the fewest possible
+            # (60 words: two of 20-40, not 42 + 18), then the largest distance, then the middle.
+            fewest_units = -(-(i - lo + 1) // max_words) - (-(hi - i) // max_words) == fewest
+            return (strength[i] if strength is not None else 0, fewest_units, distances[i], -abs(i + 0.5 - middle))
+
+        gap = max(candidates, key=rank)
         cuts.append(gap)
         parts += [(lo, gap), (gap + 1, hi)]
     return sorted(cuts)

@@ -1,5 +1,14 @@
-from reader.analysis import MAX_SENTENCE_WORDS
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from reader.analysis import MAX_SENTENCE_WORDS, Analyzer
+from reader.cli import format_sentence
+from reader.normalize import WORD_PIECE_CHARS
 from reader.prosody import BreakLevel
+from reader.syntax import MIN_UNIT_WORDS
 
 SEED = "The brown fox is quick, and it is jumping over the lazy dog."
 
@@ -70,3 +79,55 @@ def test_headings_form_chapters(analyzer):
     doc = analyzer.analyze_text("# Part One\n\nSome text here.\n\n# Part Two\n\nMore text.")
     assert [c.title for c in doc.chapters] == ["Part One", "Part Two"]
     assert doc.sentences[0].is_heading and doc.sentences[0].breaks[-1] == BreakLevel.PARAGRAPH
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_sample_matches_what_analyze_prints(analyzer):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sample = readme.split("and the prosody\nplan:\n\n```\n", 1)[1].split("```", 1)[0].strip("\n")
+    index = int(sample[1 : sample.index("]")])
+    text = (ROOT / "examples" / "article.md").read_text(encoding="utf-8")
+    sentences = list(analyzer.iter_sentences(analyzer.split(text)))
+    assert format_sentence(index, sentences[index - 1]) == sample
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1" * 10_000,  # one token read as 10,000 words
+        "https://example.com/" + "abc/def?x=1&" * 850,  # a 10 kB URL
+        "word " * 5_000,  # a long line without punctuation
+    ],
+    ids=["digits", "url", "unpunctuated"],
+)
+def test_huge_inputs_are_cut_into_bounded_balanced_units(analyzer, text):
+    started = time.perf_counter()
+    units = list(analyzer.iter_sentences(analyzer.split(text)))
+    assert time.perf_counter() - started < 30  # about 1-2 s here
+    assert all(MIN_UNIT_WORDS <= len(u.words) <= MAX_SENTENCE_WORDS for u in units)
+
+
+def test_a_huge_single_word_is_read_in_bounded_pieces(analyzer):
+    text = "q" * 50_000 + " end."
+    words = [w for s in analyzer.iter_sentences(analyzer.split(text)) for w in s.words]
+    assert max(len(w.text) for w in words) <= WORD_PIECE_CHARS
+    assert "".join(w.text for w in words[:-1]) == "q" * 50_000
+
+
+def test_unspeakable_scripts_are_skipped_with_one_warning(analyzer, caplog):
+    fresh = Analyzer(parser=analyzer.parser)
+    with caplog.at_level(logging.WARNING, logger="reader.analysis"):
+        first = fresh.analyze_text("He said שלום to me.").sentences
+        second = fresh.analyze_text("Then مرحبا and 東京 again.").sentences
+    assert [w.text for w in first[0].words] == ["He", "said", "to", "me"]
+    assert [w.text for w in second[0].words] == ["Then", "and", "again"]
+    assert len(caplog.records) == 1 and "cannot speak" in caplog.records[0].getMessage()
+
+
+def test_terminal_escapes_are_neither_read_nor_printed(analyzer):
+    (sentence,) = analyzer.analyze_text("The \x1b[1;31mred\x1b[0m light \x1b]0;title\x07flashed\x9b2J twice.").sentences
+    assert [w.text for w in sentence.words] == ["The", "red", "light", "flashed", "twice"]
+    printed = format_sentence(1, sentence)
+    assert not any(ch in printed for ch in "\x1b\x07\x9b")

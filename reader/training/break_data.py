@@ -129,7 +129,7 @@ def punctuation_baseline(punct: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def predict(model: BreakModel, gaps: GapSet) -> tuple[np.ndarray, np.ndarray]:
     """Predicted break class (0 none, 1 minor, 2 major) and reset per gap."""
-    levels, resets = model.predict(gaps.features, gaps.joined)
+    levels, resets = model.predict(gaps.features, gaps.joined, gaps.punct)
     return np.asarray([int(v) for v in levels], int), np.asarray(resets, bool)
 
 
