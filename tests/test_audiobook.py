@@ -230,19 +230,6 @@ def test_bad_epubs_give_one_line_errors(tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "is not a readable EPUB" in done.stderr
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MB tmpfs (needs root with mount rights, as on the project's machines)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 def test_unwritable_output_folder_is_a_clear_error(book_path, small_disk):
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     with pytest.raises(ReaderError, match=r"cannot write to .*: Read-only file system"):

@@ -149,19 +149,6 @@ def test_raw_pcm_into_a_full_device_says_the_disk_is_full():
                 sink.write(tone())
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MB tmpfs (needs root with mount rights, as on the project's machines)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])
 def test_file_sink_on_a_full_disk_says_so_and_leaves_nothing(small_disk, suffix):
     target = small_disk / f"out{suffix}"
