@@ -188,14 +188,19 @@ class Reader:
         synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds)
         analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         sentences = self.requests(text, quick_start)
+        first_audio = asyncio.Event()
 
         async def analysed() -> AsyncIterator[SynthesisRequest]:
             while (request := await loop.run_in_executor(analysis, next, sentences, None)) is not None:
                 yield request
+                # Parsing ahead waits for the first audio: until then nothing competes with the first
+                # sentence for the CPU and the GIL (time to first audio).
+                await first_audio.wait()
 
         try:
             async with contextlib.aclosing(synthesizer.stream(analysed())) as chunks:
                 async for chunk in chunks:
+                    first_audio.set()
                     yield chunk
         finally:
             # Wait for the sentence in progress off the event loop, then drop the analysis generator.

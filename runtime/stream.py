@@ -26,6 +26,10 @@ from .acoustic import AcousticModel, AcousticOutput, Speaker, TokenInputs
 
 # Phrase boundaries: boundary tokens whose break level is at least this (MINOR) end a chunk.
 PHRASE_BREAK_LEVEL = 1
+# The stream's first chunk is cut after the vocoder's look-ahead plus this many frames (about 0.23 s of
+# audio) when its phrase is longer: the first audio then waits for the vocoder on a few dozen frames,
+# not a whole phrase (time to first audio). VocoderStream is exact at any cut, so the audio is the same.
+FIRST_CHUNK_AUDIO_FRAMES = 20
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,11 @@ class StreamingSynthesizer:
                 frames += len(output.mel)
                 timings = word_timings(output.durations, request.word_indices, seconds_per_frame, offset, request.word_spans)
                 sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
-                bounds = [0, *phrase_cuts(output.durations, request.boundary_levels), len(output.mel)]
+                cuts = phrase_cuts(output.durations, request.boundary_levels)
+                first_cut = self.vocoder.spec.receptive_field_frames + 2 + FIRST_CHUNK_AUDIO_FRAMES
+                if index == 0 and first_cut < (cuts[0] if cuts else len(output.mel)):
+                    cuts.insert(0, first_cut)
+                bounds = [0, *cuts, len(output.mel)]
                 for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                     if throttler is not None:
                         for _ in range(max(1, round((hi - lo) * seconds_per_frame))):
