@@ -122,7 +122,7 @@ def test_any_text_gives_well_formed_tokens(text: str, offset: int, heading: bool
 
 _TRICKY_ALPHABET = st.sampled_from(
     list("0123456789 .,:;/-–$£€%°CFIVXLMDaAbBeEsSt'’@#&()+~\"½²\u0301")
-    + ["Dr.", "St.", "Jan.", "No.", "http://", "www.", ".com", "am", "pm", "p.m.", "e.g."]
+    + ["Dr.", "St.", "Jan.", "No.", "http://", "www.", ".com", "am", "pm", "p.m.", "e.g.", "x", "bn", "B", "¢", "C#", ".NET", "XI"]
 )
 
 
