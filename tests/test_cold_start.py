@@ -119,3 +119,19 @@ def test_render_to_a_file_is_byte_identical_from_fresh_processes(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "reader", "render", str(doc), "-o", str(out)], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
     assert filecmp.cmp(*outputs, shallow=False)
+
+
+def test_the_command_line_loads_spacy_without_torch():
+    code = (
+        "import sys, threading\n"
+        "from reader.syntax import SpacyParser, hide_torch_from_spacy\n"
+        "from reader.normalize import normalize_sentence\n"
+        "hide_torch_from_spacy()\n"
+        "parser = SpacyParser()\n"
+        "assert 'torch' not in sys.modules\n"
+        "print(parser.parse([normalize_sentence('The dog barks loudly.', 0)])[0].pos)\n"
+        "import torch\n"  # hidden only from the thread loading spaCy, and only while it loads
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "('DT', 'NN', 'VBZ', 'RB')"
