@@ -537,6 +537,12 @@ def file_title(title: str) -> str:
     return " ".join(cleaned.split())[:60].strip(" .") or "chapter"
 
 
+def chapter_file_names(book: Book, fmt: AudioFormat) -> list[str]:
+    """"01 Title.flac", ...: numbered so that they sort in reading order."""
+    width = max(2, len(str(len(book.chapters))))
+    return [f"{number:0{width}d} {file_title(chapter.title)}{fmt.extension}" for number, chapter in enumerate(book.chapters, 1)]
+
+
 def fingerprint(options: RenderOptions) -> str:
     """Hash of what the audio depends on besides the text: the options, the user lexicon, every model
     file, the break model, and the engine version."""
@@ -684,7 +690,7 @@ def render_book(
     book = read_book(source)
     require_speakable(book.text, source)
     if not overwrite:
-        _check_folder_is_ours(outdir, book)
+        _check_folder_is_ours(outdir, book, fmt)
     try:
         return _render(book, source, outdir, options, fmt, jobs, ray_address)
     except DiskFullError as exc:
@@ -693,7 +699,7 @@ def render_book(
         raise as_reader_error(exc) from None
 
 
-def _check_folder_is_ours(outdir: Path, book: Book) -> None:
+def _check_folder_is_ours(outdir: Path, book: Book, fmt: AudioFormat) -> None:
     """Refuse a folder with files that no render of this book made (the user's own, another book's)."""
     try:
         entries = {path.name for path in outdir.iterdir()}
@@ -714,6 +720,8 @@ def _check_folder_is_ours(outdir: Path, book: Book) -> None:
         for saved in work.glob("*/chapter.json"):  # chapters finished before an interruption
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 made.add(ChapterResult.load(saved).file)
+        # a chapter file written just before an interruption, without its chapter.json yet
+        made |= set(chapter_file_names(book, fmt))
     foreign = sorted(name for name in entries - made if not (name.startswith(".") and name.endswith(".part")))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
@@ -726,10 +734,8 @@ def _render(book: Book, source: str, outdir: Path, options: RenderOptions, fmt: 
         for leftover in [*outdir.glob(".*.part"), *work.glob("*/.*.part")]:  # from a killed render
             leftover.unlink(missing_ok=True)
         base = fingerprint(options)
-        width = max(2, len(str(len(book.chapters))))
         chapter_jobs = []
-        for number, chapter in enumerate(book.chapters, 1):
-            name = f"{number:0{width}d} {file_title(chapter.title)}{fmt.extension}"
+        for number, (chapter, name) in enumerate(zip(book.chapters, chapter_file_names(book, fmt)), 1):
             text = book.text[chapter.start : chapter.end]
             key = hashlib.sha256(json.dumps([base, fmt.name, name, text]).encode()).hexdigest()[:32]
             chapter_jobs.append(ChapterJob(number, chapter.title, text, key, (outdir / name).resolve(), (work / key).resolve(), fmt, options, base))

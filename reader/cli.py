@@ -294,12 +294,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM: stops like Ctrl-C (playback aborts, partial files are deleted)."""
+_terminated = threading.Event()
 
 
 def _terminate(signum, frame) -> None:
-    raise Terminated
+    """SIGTERM stops like Ctrl-C: it goes to whatever handles SIGINT now (inside asyncio.run, the
+    runner cancels the main task, so sinks cancel and partial files are deleted)."""
+    _terminated.set()
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:  # SIGINT ignored or default: still stop
+        raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -309,11 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    _terminated.clear()
     try:
         return args.run(args, sys.stdout)
-    except KeyboardInterrupt as exc:
-        print(f"reader: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+    except KeyboardInterrupt:
+        print(f"reader: {'terminated' if _terminated.is_set() else 'interrupted'}", file=sys.stderr)
+        return 143 if _terminated.is_set() else 130
     except BrokenPipeError:
         # The reader of our output went away (e.g. `| head`); not an error of ours.
         _silence_stdout()

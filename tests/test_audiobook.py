@@ -323,3 +323,14 @@ def test_work_keys_see_the_default_prosody_by_name_and_ignore_python_caches(tmp_
     (models / "__pycache__" / "__init__.cpython-399.pyc").write_bytes(b"cache")
     assert fingerprint(RenderOptions()) == before
     assert fingerprint(RenderOptions(prosody="syntactic")) != before
+
+
+def test_a_chapter_file_finished_just_before_an_interruption_counts_as_the_renders_own(reference, book_path, tmp_path):
+    out = tmp_path / "book"
+    shutil.copytree(reference, out)
+    for saved in (out / WORK_FOLDER).glob("*/chapter.json"):  # killed between the file and its result
+        saved.unlink()
+    (out / "manifest.json").unlink()
+    with without_ffmpeg():
+        render_book(str(book_path), out, OPTIONS)
+    assert chapter_files(out) == chapter_files(reference)
