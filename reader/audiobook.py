@@ -720,8 +720,9 @@ def _check_folder_is_ours(outdir: Path, book: Book, fmt: AudioFormat) -> None:
         for saved in work.glob("*/chapter.json"):  # chapters finished before an interruption
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 made.add(ChapterResult.load(saved).file)
-        # a chapter file written just before an interruption, without its chapter.json yet
-        made |= set(chapter_file_names(book, fmt))
+        # files written just before an interruption: a chapter without its chapter.json yet, the
+        # whole book without the manifest
+        made |= {*chapter_file_names(book, fmt), "book.m4b", "book.flac", "book.cue"}
     foreign = sorted(name for name in entries - made if not (name.startswith(".") and name.endswith(".part")))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
