@@ -40,12 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import AudioSinkError, DiskFullError
+from runtime.errors import AudioSinkError
 from runtime.manifest import sha256_file
 from runtime.sinks import AtomicFile, write_failure
 
 from .document import read_input, split_document
-from .errors import OutputError, ReaderError, as_reader_error
+from .errors import DiskFullError, OutputError, ReaderError, as_reader_error
 from .paths import models_dir
 
 WORK_FORMAT_VERSION = 1
@@ -607,8 +607,8 @@ def _prepare_folder(outdir: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise ReaderError(f"cannot write to {outdir}: the disk is full") from None
-        raise ReaderError(f"cannot write to {outdir}: {exc.strerror or exc}") from None
+            raise DiskFullError(f"cannot write to {outdir}: the disk is full") from None
+        raise OutputError(f"cannot write to {outdir}: {exc.strerror or exc}") from None
     return work
 
 
@@ -693,10 +693,11 @@ def render_book(
         _check_folder_is_ours(outdir, book, fmt)
     try:
         return _render(book, source, outdir, options, fmt, jobs, ray_address)
-    except DiskFullError as exc:
-        raise OutputError(f"{exc}; finished chapters are kept: free some space and run the same command again") from None
     except AudioSinkError as exc:
-        raise as_reader_error(exc) from None
+        error = as_reader_error(exc)
+        if isinstance(error, DiskFullError):
+            error = DiskFullError(f"{error}; finished chapters are kept: free some space and run the same command again")
+        raise error from None
 
 
 def _check_folder_is_ours(outdir: Path, book: Book, fmt: AudioFormat) -> None:
