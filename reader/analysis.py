@@ -271,14 +271,15 @@ class Analyzer:
         phonemes = [self.pronouncer.phonemes(w.text, p) for w, p in zip(words, pos)]
         # Words that cannot be spoken (no letters the pronouncer knows) leave the sentence; the gap they
         # leave keeps the higher of its two distances, which is exactly the LCA height of the new neighbours.
-        for i in reversed(range(len(words))):
-            if not phonemes[i]:
-                if not self._warned_unspeakable and any(ch.isalpha() for ch in words[i].text):
-                    self._warned_unspeakable = True
-                    logger.warning("reader: skipping words in a script it cannot speak (first: %r)", words[i].text[:40])
-                _drop_word(i, distances, punct)
-                for values in (words, pos, phonemes):
-                    del values[i]
+        unspeakable = [i for i, p in enumerate(phonemes) if not p]
+        lettered = next((words[i].text for i in unspeakable if any(ch.isalpha() for ch in words[i].text)), None)
+        if lettered is not None and not self._warned_unspeakable:
+            self._warned_unspeakable = True
+            logger.warning("reader: skipping words in a script it cannot speak (first: %r)", lettered[:40])
+        for i in reversed(unspeakable):
+            _drop_word(i, distances, punct)
+            for values in (words, pos, phonemes):
+                del values[i]
         if not words:
             return []
         joined = word_groups(words, document.text)
