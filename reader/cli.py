@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from asyncio import CancelledError
 from typing import Sequence, TextIO
 
 from .errors import ReaderError, as_reader_error
@@ -300,12 +301,22 @@ _terminated = threading.Event()
 def _terminate(signum, frame) -> None:
     """SIGTERM stops like Ctrl-C: it goes to whatever handles SIGINT now (inside asyncio.run, the
     runner cancels the main task, so sinks cancel and partial files are deleted)."""
+    import asyncio
+
     _terminated.set()
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):
         handler(signal.SIGINT, frame)
-    else:  # SIGINT ignored or default: still stop
-        raise KeyboardInterrupt
+        return
+    # SIGINT ignored (a background job): asyncio.run has no handler of its own, so cancel its tasks
+    # as it would, rather than raise in the middle of the event loop's machinery.
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise KeyboardInterrupt from None
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+    loop.call_soon_threadsafe(lambda: None)  # wake the loop if it waits in select()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -318,7 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _terminated.clear()
     try:
         return args.run(args, sys.stdout)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, CancelledError) as exc:
+        if isinstance(exc, CancelledError) and not _terminated.is_set():
+            raise
         print(f"reader: {'terminated' if _terminated.is_set() else 'interrupted'}", file=sys.stderr)
         return 143 if _terminated.is_set() else 130
     except BrokenPipeError:

@@ -201,13 +201,16 @@ def test_raw_pcm_into_a_full_device_says_the_disk_is_full(tmp_path):
     assert (proc.returncode, proc.stderr) == (2, "reader: error: the disk is full while writing standard output\n")
 
 
-def test_sigterm_stops_a_render_like_ctrl_c_and_leaves_no_partial_file(tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])  # ignored: as in a background job of a script
+def test_sigterm_stops_a_render_like_ctrl_c_and_leaves_no_partial_file(tmp_path, sigint):
     doc = tmp_path / "long.txt"
     doc.write_text(" ".join(["This sentence is read again and again, so the render takes a while."] * 400))
     out = tmp_path / "long.wav"
     stale = tmp_path / ".long.wav.k1ll3d00.part"  # from an earlier render killed with kill -9
     stale.write_bytes(b"\0" * 4096)
-    proc = subprocess.Popen([sys.executable, "-m", "reader", "render", str(doc), "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    handler = "signal.SIG_IGN" if sigint == "ignored" else "signal.default_int_handler"
+    start = f"import runpy, signal, sys; signal.signal(signal.SIGINT, {handler}); sys.argv[0] = 'reader'; runpy.run_module('reader', run_name='__main__')"
+    proc = subprocess.Popen([sys.executable, "-c", start, "render", str(doc), "-o", str(out)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not [p for p in tmp_path.glob(".long.wav.*.part") if p != stale] and time.monotonic() < deadline:
         time.sleep(0.1)  # until rendering has started writing
