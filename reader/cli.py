@@ -127,10 +127,12 @@ def _open_sink(output: str | None, sample_rate: int):
 
 
 def _check_output(output: str | None) -> None:
-    """Output errors that need no model, reported before the models load."""
-    from runtime.sinks import check_file_target
+    """Output errors that need no model (a missing folder, no sound card), reported before the models load."""
+    from runtime.sinks import check_file_target, check_sound_device
 
-    if output not in (None, "-"):
+    if output is None:
+        check_sound_device()
+    elif output != "-":
         check_file_target(output)
 
 

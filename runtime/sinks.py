@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import AudioSinkError, DiskFullError
 
-__all__ = ["AtomicFile", "AudioSinkError", "DiskFullError", "FileSink", "RawPCMSink", "SoundDeviceSink", "check_file_target"]
+__all__ = ["AtomicFile", "AudioSinkError", "DiskFullError", "FileSink", "RawPCMSink", "SoundDeviceSink", "check_file_target", "check_sound_device"]
 
 # Below this much free space a failed write counts as a full disk: libsndfile reports ENOSPC as
 # "System error." without the OS error.
@@ -232,21 +232,34 @@ class FileSink(AudioSink):
         self._atomic.discard()
 
 
+NO_DEVICE = "no audio output device found; write to a file instead with --output FILE.wav"
+
+
+def check_sound_device(device: int | str | None = None):
+    """The sounddevice module if PortAudio and an output device are there, else AudioSinkError.
+    Cheap, so callers check before loading models."""
+    try:
+        import sounddevice
+    except OSError:
+        raise AudioSinkError("PortAudio is not installed (Debian: apt-get install libportaudio2); use --output FILE") from None
+    try:
+        sounddevice.query_devices(device, kind="output")
+    except Exception:  # PortAudioError or ValueError for a missing device
+        raise AudioSinkError(NO_DEVICE) from None
+    return sounddevice
+
+
 class SoundDeviceSink(AudioSink):
     """The default output device through PortAudio (sounddevice); blocking writes pace the stream."""
 
     def __init__(self, sample_rate: int, device: int | str | None = None) -> None:
         super().__init__(sample_rate)
+        sounddevice = check_sound_device(device)
         try:
-            import sounddevice
-        except OSError:
-            raise AudioSinkError("PortAudio is not installed (Debian: apt-get install libportaudio2); use --output FILE") from None
-        try:
-            sounddevice.query_devices(device, kind="output")
             self._stream = sounddevice.OutputStream(samplerate=sample_rate, channels=1, dtype="float32", device=device)
             self._stream.start()
-        except Exception:  # PortAudioError or ValueError for a missing device
-            raise AudioSinkError("no audio output device found; write to a file instead with --output FILE.wav") from None
+        except Exception:  # PortAudioError: the device cannot be opened
+            raise AudioSinkError(NO_DEVICE) from None
 
     # Writes block until the device takes the audio; short blocks keep Ctrl-C responsive (< 50 ms).
     BLOCK = 1024

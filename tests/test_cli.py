@@ -231,3 +231,11 @@ def test_analyze_checks_the_front_end_models_first(tmp_path, capsys, monkeypatch
     doc.write_text("Every word here is in the dictionary.")
     code, _, err = run_cli(["analyze", str(doc)], capsys)
     assert code == 3 and err.count("\n") == 1 and f"G2P model file is truncated or corrupt: {graph}" in err
+
+
+def test_play_without_a_sound_card_says_so_before_the_models_load(tmp_path):
+    (tmp_path / ".asoundrc").write_text("pcm.!default { type hw card 99 }\nctl.!default { type hw card 99 }\n")
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Hello there.")
+    proc = cli("play", str(doc), env={"HOME": str(tmp_path), "READER_MODELS_DIR": str(tmp_path / "no-models")})
+    assert (proc.returncode, proc.stderr) == (2, "reader: error: no audio output device found; write to a file instead with --output FILE.wav\n")
