@@ -20,8 +20,8 @@ from .syntax import Parser, PunctuationParser, make_parser, split_points, syntac
 
 logger = logging.getLogger(__name__)
 
-# No synthesis unit is longer than this many words: longer sentences are split at their largest
-# syntactic distance (the "about 40 words").
+# No synthesis unit is longer than this many words: longer sentences are split into balanced units
+# at clause and comma boundaries, then by syntactic distance (syntax.split_points).
 MAX_SENTENCE_WORDS = 40
 
 # Sentences are parsed in batches: spaCy's pipe is several times faster than one call per sentence.
@@ -132,8 +132,6 @@ _LEAD_METAL_AFTER = frozenset({
     "pipe", "pipes", "poisoning", "paint", "content", "levels", "exposure", "shot", "bullet", "bullets",
     "weight", "weights", "ore", "oxide", "acid", "crystal", "mine", "mines", "solder", "sheet",
 })
-
-
 # Nouns the adjective "live" (L AY1 V) goes with, even where the tagger reads "live" as the verb.
 _LIVE_NOUNS = frozenset({
     "audio", "video", "music", "stream", "streams", "streaming", "broadcast", "broadcasts", "coverage", "show",
@@ -152,7 +150,8 @@ def _heteronym_tag(words: Sequence[Token], pos: Sequence[str], i: int) -> str:
     word = words[i].text.lower()
     before = words[i - 1].text.lower() if i > 0 else ""
     after = words[i + 1].text.lower() if i + 1 < len(words) else ""
-    if word == "live" and (after in _LIVE_NOUNS or pos[i].startswith("VB") and i + 1 < len(words) and pos[i + 1] in ("NN", "NNS")):
+    before_noun = i + 1 < len(words) and pos[i + 1] in ("NN", "NNS")
+    if word == "live" and (after in _LIVE_NOUNS or pos[i].startswith("VB") and before_noun):
         return "JJ"
     if word == "lead" and pos[i].startswith("NN") and (before in _LEAD_METAL_BEFORE or after in _LEAD_METAL_AFTER):
         return "JJ"
@@ -287,6 +286,7 @@ class Analyzer:
         analysed = [
             WordAnalysis(w.text, w.start, w.end, p, ph, pu) for w, p, ph, pu in zip(words, pos, phonemes, punct)
         ]
+        # A cut inside a word group (between the words of one long number) is the last resort.
         strength = [0 if inside else boundary_strength(pu) for inside, pu in zip(joined, punct)]
         cuts = split_points(distances, self.max_sentence_words, strength)
         for cut in cuts:

@@ -215,8 +215,9 @@ def _pieces(text: str, start: int, end: int, limit: int = SEGMENTER_PIECE_CHARS)
     yield start, end
 
 
-# A line of at most this many characters, or one clearly shorter than its block's longest line, is not
-# a wrapped line of prose: without final punctuation and followed by a capitalised line, it is a headline.
+# A line clearly shorter than its block's longest line, a line of a block whose lines are all short
+# (headline lists, verse) or a title-cased line is not a wrapped line of prose: without final
+# punctuation and followed by a capitalised line, it is a headline.
 HEADLINE_MAX_CHARS = 40
 HEADLINE_SHORT_SHARE = 0.6
 _LINE_END_PUNCTUATION = frozenset(".!?…:;,-—–([{/&")
@@ -260,11 +261,12 @@ def _headline_breaks(text: str, start: int, end: int) -> list[int]:
     breaks = []
     for (a, b), (next_a, next_b) in zip(lines, lines[1:]):
         line, following = text[a:b].strip(), text[next_a:next_b].lstrip(" \t\"“‘(")
-        if not line or not following or line[-1] in _LINE_END_PUNCTUATION or not (following[0].isupper() or following[0].isdigit()):
+        ends_open = not line or line[-1] in _LINE_END_PUNCTUATION
+        if ends_open or not following or not (following[0].isupper() or following[0].isdigit()):
             continue
         words = line.split()
         title_cased = len(words) >= 2 and all(w[0].isupper() for w in _TITLE_WORD.findall(line))
-        if len(line) <= HEADLINE_MAX_CHARS or len(line) < HEADLINE_SHORT_SHARE * longest or title_cased:
+        if longest <= HEADLINE_MAX_CHARS or len(line) < HEADLINE_SHORT_SHARE * longest or title_cased:
             breaks.append(b)
     return breaks
 
