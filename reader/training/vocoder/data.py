@@ -1,5 +1,11 @@
 """Training data for the vocoder: train-split clips of the configured corpora, random ~1 s segments.
 
+What the vocoder learns to produce (`target`): the recording itself, or the teacher vocoder's rendering
+of it (teacher.py: aligned with the recording sample for sample, and a deterministic function of the
+mel, so its phase can be regressed). What it hears (`gta_share`): the recording's own log-mel, or, for
+that share of segments, the acoustic model's teacher-forced mel of the clip (gta.py), frame for frame,
+so it learns to render the model's smoother mels as the recording sounds.
+
 Each clip's log-mel is computed once with runtime.features.log_mel_spectrogram (the exact features the
 acoustic model predicts and the runtime feeds the vocoder) and cached under cache_dir()/vocoder/mels/,
 outside git. Audio and mels are then held in memory (~0.6 GB for both corpora). A segment is a run of
@@ -13,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -24,6 +31,7 @@ from reader.training.acoustic.data import Utterance, read_manifest
 from runtime.features import FeatureSettings, log_mel_spectrogram
 
 MEL_CACHE_VERSION = 1
+TARGETS = ("recording", "teacher")
 
 
 @dataclass
@@ -34,13 +42,23 @@ class DataConfig:
     segment_frames: int = 86  # ~1 s at hop 256 / 22,050 Hz
     batch_size: int = 8
     valid_utterances: int = 8  # valid-split clips vocoded whole at each checkpoint to pick the best
+    target: str = "recording"  # or "teacher": the teacher vocoder's rendering (teacher.py)
+    gta_share: float = 0.0  # share of segments whose input is the acoustic model's teacher-forced mel
+    gta_models: str = ""  # models folder whose acoustic model made those mels; empty: the shipped one
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"data.target must be one of {TARGETS}, not {self.target!r}")
+        if not 0.0 <= self.gta_share <= 1.0:
+            raise ValueError(f"data.gta_share must lie in [0, 1], not {self.gta_share}")
 
 
 @dataclass(frozen=True)
 class Clip:
     utterance_id: str
-    audio: np.ndarray  # (samples,) float32 in [-1, 1]
-    log_mel: np.ndarray  # (frames, n_mels) float32, frames = 1 + samples // hop
+    audio: np.ndarray  # (samples,) float32 in [-1, 1]: what the vocoder should produce (the target)
+    log_mel: np.ndarray  # (frames, n_mels) float32, frames = 1 + samples // hop, of the recording
+    gta_mel: np.ndarray | None = None  # the acoustic model's teacher-forced mel, same frames
 
 
 @dataclass
@@ -76,12 +94,49 @@ def load_clip(utterance: Utterance, settings: FeatureSettings = FeatureSettings(
     return Clip(utterance.utterance_id, audio, log_mel)
 
 
+def with_training_pairs(clip: Clip, utterance: Utterance, config: DataConfig, gta_folder) -> Clip | None:
+    """The clip with its configured target audio and teacher-forced mel; None (with a message) if missing."""
+    from .gta import gta_path
+    from .teacher import read_label
+
+    audio, gta_mel = clip.audio, None
+    if config.target == "teacher":
+        audio = read_label(utterance)
+        if audio is None:  # not labelled (yet): counted by load_clips
+            return None
+        # The teacher renders floor(n / hop) * hop samples: every whole segment of the sampler fits.
+        audio = np.pad(audio, (0, max(0, clip.audio.size - audio.size)))
+    if gta_folder is not None:
+        path = gta_path(gta_folder, utterance)
+        gta_mel = np.load(path) if path.is_file() else None
+        if gta_mel is None or gta_mel.shape != clip.log_mel.shape:
+            return None
+    return Clip(clip.utterance_id, audio, clip.log_mel, gta_mel)
+
+
 def load_clips(config: DataConfig, split: str, settings: FeatureSettings = FeatureSettings()) -> list[Clip]:
+    from reader.paths import models_dir
+
+    from .gta import gta_folder
+
     utterances = read_manifest(config, split)
     if split == "valid" and config.valid_utterances:
         # An even spread over the corpora rather than the first corpus only.
         utterances = utterances[:: max(1, len(utterances) // config.valid_utterances)][: config.valid_utterances]
-    return [clip for clip in (load_clip(u, settings) for u in utterances) if clip is not None]
+    folder = gta_folder(Path(config.gta_models) if config.gta_models else models_dir()) if config.gta_share > 0 else None
+    clips, unpaired = [], 0
+    for utterance in utterances:
+        clip = load_clip(utterance, settings)
+        if clip is not None and (config.target != "recording" or folder is not None):
+            # Validation always scores against the recording: that is what the vocoder should sound like.
+            clip = with_training_pairs(clip, utterance, replace(config, target="recording") if split == "valid" else config, folder)
+            unpaired += clip is None
+        if clip is not None:
+            clips.append(clip)
+    if unpaired:
+        print(f"{unpaired} of {len(utterances)} {split} clips left out: no teacher label or teacher-forced mel yet "
+              "(python -m reader.training.vocoder.teacher / gta)", file=sys.stderr)
+    return clips
 
 
 class SegmentSampler:
@@ -103,6 +158,7 @@ class SegmentSampler:
         for index in rng.choice(len(self.clips), size=self.config.batch_size, p=self.probabilities):
             clip = self.clips[index]
             start = int(rng.integers(0, clip.log_mel.shape[0] - frames))
-            mels.append(clip.log_mel[start : start + frames])
+            use_gta = clip.gta_mel is not None and rng.random() < self.config.gta_share
+            mels.append((clip.gta_mel if use_gta else clip.log_mel)[start : start + frames])
             audios.append(clip.audio[start * hop : (start + frames) * hop])
         return Segments(torch.from_numpy(np.stack(mels)), torch.from_numpy(np.stack(audios)))

@@ -4,6 +4,11 @@
   window sizes. Short windows judge timing (and so phase coherence across frames), long ones judge
   harmonics; one resolution alone lets the other's artefacts through.
 - Log-mel L1 (HiFi-GAN's reconstruction loss) with runtime.features' filterbank: what the ear weighs.
+- Complex STFT L1 (`complex_weight`, for a teacher's target only): L1 between the real and imaginary
+  parts of magnitude-compressed spectra (|X|^0.3 with X's phase), at the same resolutions. Magnitude
+  losses cannot judge phase, which is what makes a GAN-free vocoder buzzy; a recording's phase cannot be
+  predicted from its mel, but a teacher vocoder's can (it is a function of the mel), so the student is
+  told the phase outright. The compression keeps loud low harmonics from drowning the rest.
 """
 
 from __future__ import annotations
@@ -20,12 +25,22 @@ class LossConfig:
     resolutions: list[list[int]] = field(default_factory=lambda: [[512, 128], [1024, 256], [2048, 512]])  # (n_fft, hop)
     stft_weight: float = 1.0
     mel_weight: float = 1.0
+    complex_weight: float = 0.0
+    complex_compression: float = 0.3
+
+
+def _spectrum(audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    window = torch.hann_window(n_fft, periodic=True, device=audio.device)
+    return torch.stft(audio, n_fft, hop, window=window, center=True, pad_mode="reflect", return_complex=True)  # (B, bins, frames)
 
 
 def _magnitudes(audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
-    window = torch.hann_window(n_fft, periodic=True, device=audio.device)
-    spectrum = torch.stft(audio, n_fft, hop, window=window, center=True, pad_mode="reflect", return_complex=True)
-    return spectrum.abs().clamp(min=LOG_FLOOR)  # (B, bins, frames)
+    return _spectrum(audio, n_fft, hop).abs().clamp(min=LOG_FLOOR)
+
+
+def _compressed(spectrum: torch.Tensor, power: float) -> torch.Tensor:
+    magnitude = spectrum.abs().clamp(min=LOG_FLOOR)
+    return torch.view_as_real(spectrum * (magnitude ** (power - 1.0)))
 
 
 class SpectralLosses(torch.nn.Module):
@@ -40,18 +55,28 @@ class SpectralLosses(torch.nn.Module):
         return torch.log(torch.clamp(self.filterbank @ magnitudes, min=LOG_FLOOR))
 
     def forward(self, generated: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        convergence, log_magnitude = 0.0, 0.0
+        convergence, log_magnitude, complex_l1 = 0.0, 0.0, 0.0
         for n_fft, hop in self.config.resolutions:
-            generated_mag, target_mag = _magnitudes(generated, n_fft, hop), _magnitudes(target, n_fft, hop)
+            generated_spectrum, target_spectrum = _spectrum(generated, n_fft, hop), _spectrum(target, n_fft, hop)
+            generated_mag, target_mag = generated_spectrum.abs().clamp(min=LOG_FLOOR), target_spectrum.abs().clamp(min=LOG_FLOOR)
             convergence = convergence + torch.linalg.norm(target_mag - generated_mag) / torch.linalg.norm(target_mag)
             log_magnitude = log_magnitude + (torch.log(generated_mag) - torch.log(target_mag)).abs().mean()
+            if self.config.complex_weight:
+                power = self.config.complex_compression
+                complex_l1 = complex_l1 + (_compressed(generated_spectrum, power) - _compressed(target_spectrum, power)).abs().mean()
         n = len(self.config.resolutions)
-        return {
+        losses = {
             "spectral_convergence": convergence / n,
             "log_magnitude": log_magnitude / n,
             "mel_l1": (self.log_mel(generated) - self.log_mel(target)).abs().mean(),
         }
+        if self.config.complex_weight:
+            losses["complex_l1"] = complex_l1 / n
+        return losses
 
     def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         stft = losses["spectral_convergence"] + losses["log_magnitude"]
-        return self.config.stft_weight * stft + self.config.mel_weight * losses["mel_l1"]
+        total = self.config.stft_weight * stft + self.config.mel_weight * losses["mel_l1"]
+        if "complex_l1" in losses:
+            total = total + self.config.complex_weight * losses["complex_l1"]
+        return total

@@ -12,7 +12,10 @@ Choices made here:
   alone give intelligible, somewhat buzzy speech; a GAN fine-tune is the next step (see the report).
 - AdamW (lr 1e-3, betas 0.8/0.99 as HiFi-GAN/Vocos), linear warm-up, cosine decay to 10% at `steps`.
 - Validation = log-mel L1 between whole valid clips vocoded and their recordings: the figure that
-  tracks copy-synthesis quality, used to pick the checkpoint to export.
+  tracks copy-synthesis quality, used to pick the checkpoint to export. With teacher-forced mels in the
+  data (`gta_share`), the mean of the scores from the recording's mel and from the model's mel.
+- `init_from`: start from an exported vocoder (its ONNX graph) instead of random weights, the way to
+  fine-tune the shipped vocoder on a teacher's targets or on a new acoustic model's mels.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from runtime.features import FeatureSettings
 
 from .data import Clip, DataConfig, SegmentSampler, load_clips
 from .losses import LossConfig, SpectralLosses
+from .teacher import labelled_clips
 from .model import ModelConfig, VocoderGenerator, check_feature_settings, count_parameters
 from ..cli import run_training
 
@@ -55,6 +59,7 @@ class TrainConfig:
     log_every_steps: int = 25
     checkpoint_every_minutes: float = 4.0
     checkpoint_every_steps: int = 0  # 0: by time only
+    init_from: str = ""  # an exported vocoder folder (vocoder.onnx + manifest) to start from; empty: random
 
 
 @dataclass
@@ -100,19 +105,54 @@ def learning_rate_at(step: int, config: TrainConfig) -> float:
     return config.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def hardware_description() -> str:
-    return f"{platform.machine()} x{os.cpu_count()} cpus (1 thread), torch {torch.__version__}"
+def hardware_description(threads: int) -> str:
+    return f"{platform.machine()} x{os.cpu_count()} cpus ({threads} thread{'s' if threads > 1 else ''}), torch {torch.__version__}"
+
+
+def weights_from_onnx(folder: Path) -> dict[str, torch.Tensor]:
+    """A VocoderGenerator state dict read back from an exported graph (export.py's SpectraGraph).
+
+    The TorchScript exporter keeps convolution and norm parameters under their module names
+    (`model.<name>`) but stores each Linear layer's weight, transposed, as an anonymous MatMul input;
+    the MatMul node's output name (`/model/<module path>/MatMul_output_0`) says whose it is.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(folder / "vocoder.onnx")).graph
+    initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    state = {name.removeprefix("model."): torch.from_numpy(array.copy()) for name, array in initializers.items() if name.startswith("model.")}
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1] in initializers:
+            module = node.output[0].removeprefix("/model/").removesuffix("/MatMul_output_0").replace("/", ".")
+            state[f"{module}.weight"] = torch.from_numpy(initializers[node.input[1]].T.copy())
+    return state
+
+
+def load_initial_weights(model: VocoderGenerator, folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    if manifest["architecture"]["config"] != asdict(model.config):
+        raise ValueError(f"init_from {folder}: its architecture {manifest['architecture']['config']} differs from the config's {asdict(model.config)}")
+    state = weights_from_onnx(folder)
+    missing = set(model.state_dict()) - set(state)
+    if missing:  # the exporter shares identical initializers (only an untrained model has them)
+        raise ValueError(f"init_from {folder}: parameters not recoverable from the graph: {sorted(missing)}")
+    model.load_state_dict(state)
 
 
 @torch.no_grad()
 def validation_mel_l1(model: VocoderGenerator, losses: SpectralLosses, clips: list[Clip]) -> float:
-    """Mean log-mel L1 of whole valid clips vocoded from their mels against the recordings."""
+    """Mean log-mel L1 of whole valid clips vocoded from their mels (and teacher-forced mels, where
+    loaded) against the recordings."""
     model.eval()
     scores = []
     for clip in clips:
-        generated = model.waveform(torch.from_numpy(clip.log_mel)[None])
-        target = torch.from_numpy(clip.audio[: generated.shape[1]])[None]
-        scores.append((losses.log_mel(generated[:, : target.shape[1]]) - losses.log_mel(target)).abs().mean().item())
+        for log_mel in (clip.log_mel, clip.gta_mel):
+            if log_mel is None:
+                continue
+            generated = model.waveform(torch.from_numpy(log_mel)[None])
+            target = torch.from_numpy(clip.audio[: generated.shape[1]])[None]
+            scores.append((losses.log_mel(generated[:, : target.shape[1]]) - losses.log_mel(target)).abs().mean().item())
     model.train()
     return float(np.mean(scores))
 
@@ -126,7 +166,7 @@ def save_checkpoint(path: Path, model, optimizer, step: int, rng: np.random.Gene
         "config": config.as_dict(),
         "training_clips": training_clips,
         "best_valid_mel_l1": best_valid,
-        "hardware": hardware_description(),
+        "hardware": hardware_description(config.train.threads),
     }
     partial = path.with_suffix(".partial")
     torch.save(state, partial)
@@ -143,6 +183,7 @@ def train(config: Config, max_steps: int | None = None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / CHECKPOINT_NAME
 
+    labels_seen = labelled_clips()
     clips = load_clips(config.data, "train", settings)
     valid_clips = load_clips(config.data, "valid", settings)
     sampler = SegmentSampler(clips, config.data, settings)
@@ -159,6 +200,9 @@ def train(config: Config, max_steps: int | None = None) -> Path:
         rng.bit_generator.state = state["numpy_rng"]
         print(f"resumed from {checkpoint_path} at step {step}", flush=True)
     else:
+        if config.train.init_from:
+            load_initial_weights(model, Path(config.train.init_from))
+            print(f"starting from the weights of {config.train.init_from}", flush=True)
         print(f"training {count_parameters(model):,} parameters on {len(sampler.clips)} clips, receptive field ±{config.model.receptive_field_frames} frames", flush=True)
 
     stop_at = config.train.steps if max_steps is None else min(config.train.steps, step + max_steps)
@@ -196,6 +240,11 @@ def train(config: Config, max_steps: int | None = None) -> Path:
                 if improved or not (run_dir / BEST_NAME).is_file():
                     save_checkpoint(run_dir / BEST_NAME, model, optimizer, step, rng, config, len(sampler.clips), best_valid)
                 log({"step": step, "checkpoint": str(checkpoint_path), "valid_mel_l1": round(valid, 5), "best": improved})
+                if config.data.target == "teacher" and labelled_clips() > labels_seen:
+                    # Labelling may still be running beside training: take up clips labelled since.
+                    labels_seen = labelled_clips()
+                    sampler = SegmentSampler(load_clips(config.data, "train", settings), config.data, settings)
+                    log({"step": step, "training_clips": len(sampler.clips)})
                 last_checkpoint_time = time.monotonic()
     return run_dir
 

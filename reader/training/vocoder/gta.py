@@ -1,0 +1,118 @@
+"""Ground-truth-aligned (teacher-forced) mels of the shipped acoustic model, for fine-tuning the vocoder.
+
+    python -m reader.training.vocoder.gta [--models DIR] [--corpora ...]
+
+The vocoder hears the acoustic model's predicted mels at run time, which are smoother than a
+recording's. Pairing the model's mel of a training clip, frame for frame, with that clip's audio
+teaches the vocoder to turn the model's mels into crisp speech (the usual cure, as in Tacotron 2 and
+HiFi-GAN's fine-tuning). The model renders each clip as it transfers a speaker onto itself: the
+recording's phoneme durations (runtime aligner), its utterance embedding and CopyCat codes, and its
+own per-phoneme F0, so the mel's frames line up with the recording's and its pitch is the recording's.
+
+Rerun this after the acoustic model changes: the mels are cached under
+cache_dir()/vocoder/gta/<text_to_mel sha256 prefix>/<corpus>/<id>.npy, so a new model gets new mels
+and the vocoder's fine-tune (configs/vocoder_distill.toml) picks them up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from reader.errors import ReaderError
+from reader.paths import cache_dir, models_dir
+from reader.training.acoustic.data import DataConfig as CorpusConfig
+from reader.training.acoustic.data import Utterance, read_manifest
+
+
+def gta_folder(models: Path) -> Path:
+    import json
+
+    manifest = json.loads((models / "acoustic" / "manifest.json").read_text(encoding="utf-8"))
+    return cache_dir() / "vocoder" / "gta" / manifest["files"]["text_to_mel"]["sha256"][:16]
+
+
+def gta_path(folder: Path, utterance: Utterance) -> Path:
+    return folder / utterance.corpus / f"{utterance.utterance_id}.npy"
+
+
+class TeacherForcedMels:
+    """The acoustic model's mel of a recording, rendered with the recording's own prosody and timing."""
+
+    def __init__(self, models: Path) -> None:
+        from reader.analysis import Analyzer
+        from reader.transfer import ProsodyTransfer
+        from runtime.acoustic import AcousticModel
+        from runtime.session import SessionOptions
+
+        acoustic = AcousticModel.load(models / "acoustic", SessionOptions(intra_op_threads=2, inter_op_threads=1))
+        self.acoustic = acoustic
+        self.transfer = ProsodyTransfer(acoustic, None, Analyzer())
+
+    def render(self, utterance: Utterance) -> np.ndarray:
+        """(frames, n_mels), frames = runtime.features' frame count of the recording."""
+        from reader.transfer import load_source, source_token_log_f0, token_inputs, transcript_tokens
+        from runtime.features import FeatureSettings, log_mel_spectrogram
+
+        recording = load_source(utterance.audio_path, self.acoustic.sample_rate)
+        inputs = transcript_tokens(utterance.text, self.transfer.analyzer)
+        log_mel = log_mel_spectrogram(recording.samples, FeatureSettings(sample_rate=self.acoustic.sample_rate, hop_length=self.acoustic.hop_length))
+        alignment = self.transfer.aligner.align(token_inputs(inputs), log_mel)
+        if not np.isfinite(alignment.cost):
+            raise ReaderError(f"{utterance.audio_path}: too short for its transcript")
+        speaker = self.acoustic.speaker(utterance.speaker)
+        (embedding,) = self.acoustic.encoder("utterance_encoder").run(None, {"log_mel": log_mel[None].astype(np.float32)})
+        codes = self.transfer.codes(log_mel, inputs, speaker, alignment.durations)
+        log_f0 = source_token_log_f0(recording, alignment.durations, self.acoustic.hop_length)
+        f0 = None if np.isnan(log_f0).any() else np.exp(log_f0)
+        output = self.acoustic.synthesize(
+            token_inputs(inputs), speaker, embedding[0], duration_override=alignment.durations.astype(np.float32), prosody_codes=codes, f0_override=f0
+        )
+        assert output.mel.shape[0] == log_mel.shape[0], (output.mel.shape, log_mel.shape)
+        return output.mel.astype(np.float32)
+
+
+def render_corpora(models: Path, corpora: list[str], splits: tuple[str, ...] = ("train", "valid")) -> dict[str, int]:
+    folder = gta_folder(models)
+    renderer = None
+    counts = {"rendered": 0, "cached": 0, "skipped": 0}
+    started = time.monotonic()
+    for split in splits:
+        for utterance in read_manifest(CorpusConfig(corpora=corpora), split):
+            path = gta_path(folder, utterance)
+            if path.is_file():
+                counts["cached"] += 1
+                continue
+            renderer = renderer or TeacherForcedMels(models)
+            try:
+                mel = renderer.render(utterance)
+            except ReaderError as exc:
+                print(f"skipping {utterance.utterance_id}: {exc}", file=sys.stderr)
+                counts["skipped"] += 1
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".partial.npy")
+            np.save(partial, mel)
+            partial.replace(path)
+            counts["rendered"] += 1
+            if counts["rendered"] % 100 == 0:
+                print(f"{counts['rendered']} clips rendered in {time.monotonic() - started:.0f} s", flush=True)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", type=Path, default=None, help="models folder (default: the shipped one)")
+    parser.add_argument("--corpora", nargs="+", default=["ljspeech_longform", "kathleen_arctic"])
+    args = parser.parse_args(argv)
+    models = args.models or models_dir()
+    print(f"teacher-forced mels of {models / 'acoustic'} -> {gta_folder(models)}")
+    print(render_corpora(models, args.corpora))
+
+
+if __name__ == "__main__":
+    main()
