@@ -60,6 +60,10 @@ class Audio:
 class Reader:
     """Loads the front end, acoustic model and vocoder once; reads any number of documents.
 
+    Construction returns once the models the first sentence needs are loaded; the parser (spaCy: 1-3 s)
+    goes on loading in a background thread, and a reading that needs it first waits for it (unless
+    `stream(..., quick_start=True)`).
+
     Thread- and task-safe: one Reader may serve several `stream()`s at once (asyncio tasks in one
     event loop, or several loops in several threads) and `synthesize()`/`render()` calls from several
     threads. They share the loaded models (read-only ONNX sessions, the parser behind a lock); each
