@@ -282,13 +282,15 @@ def test_one_prosody_default_for_the_api_the_command_line_and_audiobooks(reader)
 def test_manifests_of_every_model_kind_list_their_files_with_bytes_and_sha256():
     from reader.models import reading_models
     from reader.paths import models_dir
+    from reader.prosody_selection import BANK_FORMAT_VERSION, BERT_FORMAT_VERSION
+    from runtime.acoustic import ACOUSTIC_FORMAT_VERSION
     from runtime.manifest import read_manifest
 
     kinds = [(kind.name, kind.location, kind.format_version) for kind in reading_models(models_dir())]
-    kinds += [("BERT", models_dir() / "bert", 1), ("prosody bank", models_dir() / "prosody_bank", 2)]
+    kinds += [("BERT", models_dir() / "bert", BERT_FORMAT_VERSION), ("prosody bank", models_dir() / "prosody_bank", BANK_FORMAT_VERSION)]
     for name, location, version in kinds:
         manifest = read_manifest(location, name, version)
         if name != "vocoder":  # the vocoder's exporter records its one graph as graph + graph_sha256
             assert all(entry.bytes for entry in manifest.files.values()), name
-    acoustic = read_manifest(models_dir() / "acoustic", "acoustic", 1)
+    acoustic = read_manifest(models_dir() / "acoustic", "acoustic", ACOUSTIC_FORMAT_VERSION)
     assert {"text_to_mel", "aligner"} <= set(acoustic.files)  # the aligner ships in the acoustic model
