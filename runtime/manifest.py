@@ -150,6 +150,9 @@ def main(argv: list[str]) -> int:
     if not argv or any("=" not in arg for arg in argv[1:]):
         print("usage: python -m runtime.manifest MANIFEST_OR_FOLDER [NAME=FILE ...]", file=sys.stderr)
         return 2
+    if not manifest_path(argv[0]).is_file():
+        print(f"no manifest at {manifest_path(argv[0])}: write one with its format_version first", file=sys.stderr)
+        return 2
     path = record_files(argv[0], dict(arg.split("=", 1) for arg in argv[1:]))
     print(f"recorded the files of {path}")
     return 0
