@@ -193,9 +193,11 @@ def _render_book(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_transfer(args: argparse.Namespace, out: TextIO) -> int:
     import asyncio
 
+    from .audiobook import require_speakable
     from .engine import Reader
     from .transfer import ProsodyTransfer
 
+    require_speakable(args.text, "--text")
     _check_output(args.output)
     reader = Reader(voice=args.voice, device=args.device, lexicon=args.lexicon, prosody="centroid")
     transfer = ProsodyTransfer(reader.acoustic, reader.vocoder, reader.analyzer)

@@ -239,3 +239,12 @@ def test_play_without_a_sound_card_says_so_before_the_models_load(tmp_path):
     doc.write_text("Hello there.")
     proc = cli("play", str(doc), env={"HOME": str(tmp_path), "READER_MODELS_DIR": str(tmp_path / "no-models")})
     assert (proc.returncode, proc.stderr) == (2, "reader: error: no audio output device found; write to a file instead with --output FILE.wav\n")
+
+
+def test_transfer_checks_its_text_and_output_before_the_models_load(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("READER_MODELS_DIR", str(tmp_path / "no-models"))
+    source = tmp_path / "source.wav"
+    code, _, err = run_cli(["transfer", str(source), "--text", " … ", "-o", str(tmp_path / "x.wav")], capsys)
+    assert (code, err) == (2, "reader: error: nothing speakable in --text\n")
+    code, _, err = run_cli(["transfer", str(source), "--text", "Hello.", "-o", str(tmp_path / "no" / "x.wav")], capsys)
+    assert code == 2 and "does not exist" in err
