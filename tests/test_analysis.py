@@ -6,7 +6,7 @@ import pytest
 
 from reader.analysis import MAX_SENTENCE_WORDS, Analyzer
 from reader.cli import format_sentence
-from reader.normalize import WORD_PIECE_CHARS
+from reader.frontend.normalize import WORD_PIECE_CHARS
 from reader.prosody import BreakLevel
 from reader.syntax import MIN_UNIT_WORDS
 

@@ -13,7 +13,7 @@ import pytest
 from reader.analysis import Analyzer
 from reader.engine import Reader
 from reader.errors import ModelError
-from reader.normalize import normalize_sentence
+from reader.frontend.normalize import normalize_sentence
 from reader.syntax import BackgroundParser, PunctuationParser, SpacyParser, make_parser, syntactic_distances
 from runtime.stream import FIRST_CHUNK_AUDIO_FRAMES
 
@@ -125,7 +125,7 @@ def test_the_command_line_loads_spacy_without_torch():
     code = (
         "import sys, threading\n"
         "from reader.syntax import SpacyParser, hide_torch_from_spacy\n"
-        "from reader.normalize import normalize_sentence\n"
+        "from reader.frontend.normalize import normalize_sentence\n"
         "hide_torch_from_spacy()\n"
         "parser = SpacyParser()\n"
         "assert 'torch' not in sys.modules\n"

@@ -14,7 +14,7 @@ import pytest
 
 from reader.analysis import Analyzer, SentenceAnalysis, word_groups
 from reader.document import split_document
-from reader.normalize import normalize_sentence
+from reader.frontend.normalize import normalize_sentence
 from reader.prosody import BreakLevel
 from reader.syntax import MIN_UNIT_WORDS
 

@@ -1,4 +1,4 @@
-"""Tests for reader.normalize: raw sentence -> speakable tokens with source spans."""
+"""Tests for reader.frontend.normalize: raw sentence -> speakable tokens with source spans."""
 
 import time
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reader.normalize import Token, normalize_sentence
+from reader.frontend.normalize import Token, normalize_sentence
 
 
 def spoken(text: str, heading: bool = False) -> str:

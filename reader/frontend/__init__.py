@@ -1,0 +1,1 @@
+"""The front end: text -> analysed sentences (document, normalisation, syntax, pronunciation, prosody plan)."""
