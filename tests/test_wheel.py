@@ -41,6 +41,9 @@ def test_wheel_carries_every_model_file_its_manifests_list(wheel):
         sizes = {info.filename: info.file_size for info in archive.infolist()}
         manifests = {name: json.loads(archive.read(name)) for name in sizes if name.endswith("manifest.json")}
     assert {"exported_models/__init__.py", "reader/data/break_model.json", "reader/data/manifest.json"} <= set(sizes)
+    # Every data file of the library (the break model, the normaliser's tables, ...) travels with it.
+    library_data = {path.relative_to(ROOT).as_posix() for path in (ROOT / "reader").rglob("data/*") if path.is_file()}
+    assert library_data and library_data <= set(sizes), sorted(library_data - set(sizes))
     for kind in ("acoustic", "vocoder", "g2p", "bert", "prosody_bank"):
         manifest = manifests[f"exported_models/{kind}/manifest.json"]
         files = [entry["file"] for entry in manifest.get("files", {}).values()] or [manifest["graph"]]
