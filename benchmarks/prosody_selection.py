@@ -52,8 +52,6 @@ from reader.prosody_selection import (
     unit,
 )
 from reader.training.pause_labels import (
-    _letters,
-    _spoken_whisper_words,
     energy_track,
     label_audio,
     load_whisper_model,
@@ -62,6 +60,7 @@ from reader.training.pause_labels import (
     transcript_words,
     whisper_words,
 )
+from reader.training.word_alignment import letters, spoken_whisper_words
 from common import write_results  # benchmarks/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
@@ -284,8 +283,8 @@ def measure(audio: np.ndarray, sample_rate: int, text: str, whisper, model_semit
 
         ctranslate2.set_random_seed(0)  # Whisper's temperature fallback samples: same audio, same words
         heard = whisper_words(audio, sample_rate, whisper)
-        hypothesis = " ".join(filter(None, (_letters(w.text) for w in _spoken_whisper_words(heard))))
-        wer = jiwer.wer(" ".join(filter(None, (_letters(w) for w in words))), hypothesis) if hypothesis else 1.0
+        hypothesis = " ".join(filter(None, (letters(w.text) for w in spoken_whisper_words(heard))))
+        wer = jiwer.wer(" ".join(filter(None, (letters(w) for w in words))), hypothesis) if hypothesis else 1.0
         if hypothesis:
             pauses = np.array([gap.pause_ms for gap in label_audio("", audio, sample_rate, text, heard).gaps])
     return Measure(
