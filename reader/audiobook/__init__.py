@@ -44,9 +44,9 @@ from runtime.errors import AudioSinkError
 from runtime.manifest import sha256_file
 from runtime.sinks import AtomicFile, write_failure
 
-from .document import read_input, split_document
-from .errors import DiskFullError, OutputError, ReaderError, as_reader_error
-from .paths import models_dir
+from ..document import read_input, split_document
+from ..errors import DiskFullError, OutputError, ReaderError, as_reader_error
+from ..paths import models_dir
 
 WORK_FORMAT_VERSION = 1
 MANIFEST_VERSION = 1
@@ -91,7 +91,7 @@ def is_epub(path: str) -> bool:
 def read_book(path: str) -> Book:
     """A text, Markdown or EPUB file (or '-' for standard input) as one text and its chapters."""
     if is_epub(path):
-        from .epub import read_epub
+        from ..epub import read_epub
 
         epub = read_epub(path)
         texts, chapters, cursor = [], [], 0
@@ -238,7 +238,7 @@ class RenderOptions:
     segment_sentences: int = SEGMENT_SENTENCES
 
     def make_reader(self):
-        from .engine import Reader
+        from ..engine import Reader
 
         return Reader(voice=self.voice, speed=self.speed, device=self.device, parser=self.parser, lexicon=self.lexicon, prosody=self.prosody, threads=1)
 
@@ -546,11 +546,11 @@ def chapter_file_names(book: Book, fmt: AudioFormat) -> list[str]:
 def fingerprint(options: RenderOptions) -> str:
     """Hash of what the audio depends on besides the text: the options, the user lexicon, every model
     file, the break model, and the engine version."""
-    from . import __version__
-    from .paths import config_dir
-    from .pronounce import DEFAULT_LEXICON_NAME
-    from .prosody import BREAK_MODEL_PATH
-    from .prosody_selection import DEFAULT_SELECTOR
+    from .. import __version__
+    from ..paths import config_dir
+    from ..pronounce import DEFAULT_LEXICON_NAME
+    from ..prosody import BREAK_MODEL_PATH
+    from ..prosody_selection import DEFAULT_SELECTOR
 
     # The lexicon counts by its content, not where it lies; the default prosody by what it is.
     resolved = replace(options, lexicon=None, prosody=options.prosody or DEFAULT_SELECTOR)
