@@ -176,7 +176,10 @@ class TransferPlan:
         inputs = self.prosody.inputs
         levels = np.where(inputs.boundary_mask, inputs.break_ids - 1, -1)  # break level at boundary tokens
         durations = self.prosody.durations.astype(np.float32)
-        return SynthesisRequest(token_inputs(inputs), inputs.word_indices, levels, durations, self.target, self.target.centroid, 1.0, self)
+        return SynthesisRequest(
+            token_inputs(inputs), inputs.word_indices, levels, durations, self.target, self.target.centroid, 1.0, self,
+            prosody_codes=self.prosody.codes, f0_override=self.f0_override,
+        )  # fmt: skip
 
 
 class ProsodyTransfer:
@@ -289,38 +292,18 @@ class ProsodyTransfer:
         return self.plan(self.analyse_source(source, text, source_voice, force), target_voice, mode)
 
     def decode(self, plan: TransferPlan) -> AcousticOutput:
-        """The acoustic model's output for the plan (no vocoder)."""
-        prosody = plan.prosody
-        return self.acoustic.synthesize(
-            token_inputs(prosody.inputs),
-            plan.target,
-            duration_override=prosody.durations.astype(np.float32),
-            prosody_codes=prosody.codes,
-            f0_override=plan.f0_override,
-        )
+        """The acoustic model's output for the plan (no vocoder): its request decoded as any other."""
+        from runtime.stream import decode
+
+        return decode(self.acoustic, plan.request())
 
     async def stream(self, plan: TransferPlan, pace_seconds: float | None = None) -> AsyncIterator[AudioChunk]:
         """Audio chunks of the plan, phrase by phrase (runtime.stream, as any synthesis)."""
         from runtime.stream import StreamingSynthesizer
 
-        synthesizer = StreamingSynthesizer(_PlanDecoder(self, plan), self.vocoder, pace_seconds=pace_seconds)
+        synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds)
         try:
             async for chunk in synthesizer.stream([plan.request()]):
                 yield chunk
         finally:
             synthesizer.close()
-
-
-class _PlanDecoder:
-    """Stands in for the acoustic model inside runtime.stream.StreamingSynthesizer, whose decode()
-    passes a request's tokens, speaker, embedding and pauses only: the one request of a transfer is
-    decoded with its plan's source durations, codes and F0."""
-
-    def __init__(self, transfer: ProsodyTransfer, plan: TransferPlan) -> None:
-        self.transfer = transfer
-        self.plan = plan
-        self.sample_rate = transfer.acoustic.sample_rate
-        self.hop_length = transfer.acoustic.hop_length
-
-    def synthesize(self, tokens, speaker, utterance_embedding=None, duration_override=None) -> AcousticOutput:
-        return self.transfer.decode(self.plan)

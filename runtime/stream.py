@@ -49,6 +49,10 @@ class SynthesisRequest:
     word_spans: np.ndarray | None = None  # (words, 2) int: [start, end) of word i, indexed like word_indices
     char_span: tuple[int, int] = (-1, -1)  # [start, end) of the whole sentence
     text: str = ""  # the sentence as written, for the caller's display
+    # Prosody taken from elsewhere (prosody transfer): per-token codes for the acoustic model's prosody
+    # input, (tokens, prosody_code_dim), and an F0 contour, (tokens,) Hz with 0 = let the model predict.
+    prosody_codes: np.ndarray | None = None
+    f0_override: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class WordTiming:
     end: float
     start_char: int = -1  # [start_char, end_char): the word's source in the caller's text; -1 if unknown
     end_char: int = -1
+    sentence_index: int = -1  # the sentence it belongs to (SentenceTiming.sentence_index)
 
 
 @dataclass(frozen=True)
@@ -95,12 +100,18 @@ class AudioChunk:
 
 def decode(acoustic: AcousticModel, request: SynthesisRequest) -> AcousticOutput:
     """Run the acoustic model; speed scales every predicted duration (a second, overriding pass)."""
-    fixed = np.asarray(request.pause_frames, np.float32)
-    output = acoustic.synthesize(request.tokens, request.speaker, request.utterance_embedding, duration_override=fixed)
+
+    def run(durations: np.ndarray) -> AcousticOutput:
+        return acoustic.synthesize(
+            request.tokens, request.speaker, request.utterance_embedding, duration_override=durations,
+            prosody_codes=request.prosody_codes, f0_override=request.f0_override,
+        )  # fmt: skip
+
+    output = run(np.asarray(request.pause_frames, np.float32))
     if request.speed == 1.0:
         return output
     scaled = np.maximum(np.round(output.durations / request.speed), np.where(request.boundary_levels >= 0, 0, 1))
-    return acoustic.synthesize(request.tokens, request.speaker, request.utterance_embedding, duration_override=scaled.astype(np.float32))
+    return run(scaled.astype(np.float32))
 
 
 def phrase_cuts(durations: np.ndarray, boundary_levels: np.ndarray) -> list[int]:
@@ -115,7 +126,7 @@ def phrase_cuts(durations: np.ndarray, boundary_levels: np.ndarray) -> list[int]
 
 
 def word_timings(
-    durations: np.ndarray, word_indices: np.ndarray, seconds_per_frame: float, offset: float, word_spans: np.ndarray | None = None
+    durations: np.ndarray, word_indices: np.ndarray, seconds_per_frame: float, offset: float, word_spans: np.ndarray | None = None, sentence_index: int = -1
 ) -> list[WordTiming]:
     ends = np.cumsum(durations)
     starts = ends - durations
@@ -124,7 +135,7 @@ def word_timings(
         tokens = np.flatnonzero(word_indices == word)
         start_char, end_char = (int(word_spans[word, 0]), int(word_spans[word, 1])) if word_spans is not None else (-1, -1)
         timings.append(
-            WordTiming(int(word), float(offset + starts[tokens[0]] * seconds_per_frame), float(offset + ends[tokens[-1]] * seconds_per_frame), start_char, end_char)
+            WordTiming(int(word), float(offset + starts[tokens[0]] * seconds_per_frame), float(offset + ends[tokens[-1]] * seconds_per_frame), start_char, end_char, sentence_index)
         )
     return timings
 
@@ -180,7 +191,7 @@ class StreamingSynthesizer:
                 output = await future
                 offset = frames * seconds_per_frame
                 frames += len(output.mel)
-                timings = word_timings(output.durations, request.word_indices, seconds_per_frame, offset, request.word_spans)
+                timings = word_timings(output.durations, request.word_indices, seconds_per_frame, offset, request.word_spans, index)
                 sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
                 cuts = phrase_cuts(output.durations, request.boundary_levels)
                 first_cut = self.vocoder.spec.receptive_field_frames + 2 + FIRST_CHUNK_AUDIO_FRAMES
