@@ -81,17 +81,28 @@ def test_teacher_forced_mel_lines_up_with_the_recording():
     assert float(np.abs(mel - recording).mean()) < 0.7
 
 
-def test_complex_loss_sees_phase_that_magnitude_losses_miss():
-    losses = SpectralLosses(LossConfig(resolutions=[[512, 128]], complex_weight=1.0))
+def test_phase_losses_see_phase_that_magnitude_losses_miss():
+    losses = SpectralLosses(LossConfig(resolutions=[[512, 128]], complex_weight=1.0, phase_weight=1.0))
     t = torch.arange(22050) / 22050.0
     target = (0.3 * torch.sin(2 * np.pi * 220 * t))[None]
     shifted = (0.3 * torch.sin(2 * np.pi * 220 * t + np.pi / 2))[None]  # same magnitudes, other phase
     same = losses(target, target)
     other = losses(shifted, target)
     assert float(same["complex_l1"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(same["phase"]) == pytest.approx(0.0, abs=1e-4)
     assert float(other["spectral_convergence"]) < 0.15  # the magnitudes agree (up to the clip edges)
     assert float(other["complex_l1"]) > 0.05
-    assert "complex_l1" not in SpectralLosses(LossConfig(resolutions=[[512, 128]]))(shifted, target)
+    assert float(other["phase"]) > 0.5  # a quarter-period shift: about pi/2 of instantaneous phase
+    plain = SpectralLosses(LossConfig(resolutions=[[512, 128]]))(shifted, target)
+    assert "complex_l1" not in plain and "phase" not in plain
+
+
+def test_phase_losses_have_finite_gradients_even_at_silence():
+    losses = SpectralLosses(LossConfig(resolutions=[[256, 64]], phase_weight=1.0))
+    generated = torch.zeros(1, 4096, requires_grad=True)  # silent output: every phase undefined
+    target = torch.randn(1, 4096) * 0.1
+    losses.total(losses(generated, target)).backward()
+    assert torch.isfinite(generated.grad).all()
 
 
 def test_fine_tune_starts_from_the_exported_graph_exactly(tmp_path):

