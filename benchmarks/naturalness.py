@@ -17,11 +17,17 @@ real-time factor (synthesis wall time / audio time, models loaded, one sentence 
 threads onnxruntime picks). NISQA's weights are non-commercial: it is read from ../shared/models/nisqa
 for measuring and nothing in the package depends on it. `--vocoder-dir` evaluates another vocoder
 folder (vocoder.onnx + manifest) in place of the shipped one, e.g. a candidate before it ships.
+
+Scores of each system are cached (cache_dir()/benchmarks/naturalness/) under a key made of the
+system, the clips, and the model files it depends on (none for the recordings and Piper, the vocoder
+for copy synthesis, all shipped models for the engine), so a rerun after a new vocoder scores only
+what changed; `--fresh` ignores the cache. RTFs come from the run that made the scores.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -35,7 +41,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reader.paths import data_dir, models_dir  # noqa: E402
+from reader.paths import cache_dir, data_dir, models_dir  # noqa: E402
 from runtime.features import FeatureSettings, log_mel_spectrogram  # noqa: E402
 
 from common import CORPORA, test_clips, write_results  # noqa: E402
@@ -157,6 +163,24 @@ def score_system(name: str, renderings: list[Rendering], work: Path, dnsmos: Dns
     ]
 
 
+CACHE_VERSION = 1
+
+
+def cache_key(system: str, models: Path, clips: list) -> str:
+    """What a system's scores depend on: its models' manifests (which hold their files' hashes) and the clips."""
+    depends = {"vocoder_copy": ["vocoder"], "engine": sorted(p.name for p in models.iterdir() if (p / "manifest.json").is_file())}.get(system, [])
+    manifests = [(models / name / "manifest.json").read_text(encoding="utf-8") for name in depends]
+    description = json.dumps({"v": CACHE_VERSION, "system": system, "clips": [c[1] for c in clips], "models": manifests}, sort_keys=True)
+    return hashlib.sha256(description.encode()).hexdigest()[:16]
+
+
+def cached_scores(path: Path) -> list[Scores] | None:
+    try:
+        return [Scores(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def summarise(scores: list[Scores], texts: dict[str, str]) -> dict:
     timed = [s for s in scores if s.synthesis_seconds is not None]
     return {
@@ -214,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vocoder-dir", type=Path, help="a vocoder folder to evaluate instead of the shipped one")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--keep-audio", type=Path, help="also keep every rendered clip as WAV under this folder")
+    parser.add_argument("--fresh", action="store_true", help="score every system again, ignoring cached scores")
     parser.add_argument("--out", default=str(RESULTS / "naturalness.json"))
     args = parser.parse_args(argv)
 
@@ -232,12 +257,21 @@ def main(argv: list[str] | None = None) -> None:
         work = args.keep_audio or Path(temporary) / "audio"
         scores: list[Scores] = []
         for name in args.systems:
+            cached = cache_dir() / "benchmarks" / "naturalness" / f"{name}-{cache_key(name, models, clips)}.json"
+            found = None if args.fresh else cached_scores(cached)
+            if found is not None:
+                scores += found
+                print(f"{name}: cached scores ({cached})", file=sys.stderr, flush=True)
+                continue
             try:
                 renderings = list(getattr(systems, name)(clips))
             except ImportError as exc:
                 print(f"{name}: skipped ({exc})", file=sys.stderr)
                 continue
-            scores += score_system(name, renderings, work, dnsmos, transcribe, syllables)
+            new = score_system(name, renderings, work, dnsmos, transcribe, syllables)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps([asdict(s) for s in new]), encoding="utf-8")
+            scores += new
             print(f"{name}: done", file=sys.stderr, flush=True)
         vocoder_manifest = json.loads((models / "vocoder" / "manifest.json").read_text(encoding="utf-8"))
 
