@@ -13,7 +13,6 @@ gap it falls in), so every leaf is a word index 0..n-1.
 
 from __future__ import annotations
 
-import importlib.abc
 import sys
 import threading
 from dataclasses import dataclass
@@ -135,8 +134,8 @@ def _word_indices(tokens: Sequence[TokenLike]) -> list[int | None]:
     return indices
 
 
-class _TorchHider(importlib.abc.MetaPathFinder):
-    """Makes `import torch` fail in the threads that are loading spaCy, and nowhere else."""
+class _TorchHider:
+    """A sys.meta_path finder that makes `import torch` fail in the threads loading spaCy, and nowhere else."""
 
     def __init__(self) -> None:
         self.threads: set[int] = set()
