@@ -73,8 +73,7 @@ def summarise(runs: list[dict]) -> dict:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Fresh process per run, {result['runs']} runs each (interleaved), medians; text: {len(TEXT.split())} words in two sentences; "
-        f"reader: {result['reader']}; {result['machine']}.",
+        f"Fresh process per run, {result['runs']} runs each (interleaved), medians; text: {len(TEXT.split())} words in two sentences; reader: {result['reader']}; {result['machine']}.",
         "",
         "| command | first output (s) | process exit (s) | all runs, first output (s) |",
         "|---|---|---|---|",
@@ -84,8 +83,7 @@ def markdown(result: dict) -> str:
     fresh = result["first_start_after_install"]
     lines += [
         "",
-        f"First start of a fresh install (compiles the pronunciation dictionary into the cache): `reader render -o -` "
-        f"first audio {fresh['first_output_s']:.3f} s, exit {fresh['exit_s']:.3f} s.",
+        f"First start of a fresh install (compiles the pronunciation dictionary into the cache): `reader render -o -` first audio {fresh['first_output_s']:.3f} s, exit {fresh['exit_s']:.3f} s.",
     ]
     return "\n".join(lines) + "\n"
 
