@@ -544,12 +544,11 @@ def evaluate(models: Path, clip_limit: int, set_size: int, jobs: int) -> dict:
     from concurrent.futures import ProcessPoolExecutor
 
     from reader.engine import Reader
-    from reader.transfer import ProsodyTransfer
 
     whisper = load_whisper_model()
     clips = test_clips(clip_limit)
     reader = Reader(voice=lj_voice(models), models=models, threads=1)
-    transfer = ProsodyTransfer(reader.acoustic, reader.vocoder, reader.analyzer)
+    transfer = reader.prosody_transfer()
     recordings = {}
     for clip_id, text in clips:
         audio, rate = read_audio(data_dir() / CORPUS / "wavs" / f"{clip_id}.flac")

@@ -101,6 +101,7 @@ class ModelSet:
     name: str
     folder: Path
     transfer: ProsodyTransfer
+    vocoder: Vocoder
 
     @classmethod
     def load(cls, name: str, folder: Path, analyzer: Analyzer) -> ModelSet:
@@ -108,7 +109,7 @@ class ModelSet:
         vocoder_folder = folder / "vocoder" if (folder / "vocoder").is_dir() else models_dir() / "vocoder"
         options = SessionOptions(intra_op_threads=1, inter_op_threads=1)
         acoustic = AcousticModel.load(acoustic_folder, options)
-        return cls(name, acoustic_folder, ProsodyTransfer(acoustic, Vocoder.load(vocoder_folder, options), analyzer))
+        return cls(name, acoustic_folder, ProsodyTransfer(acoustic, analyzer), Vocoder.load(vocoder_folder, options))
 
 
 class SpeakerSimilarity:
@@ -215,7 +216,7 @@ def evaluate_pair(models: ModelSet, measurer: ModelSet, source: Source, target: 
             output = acoustic.synthesize(token_inputs(prosody.inputs), transfer.speaker(target))
         else:
             output = transfer.decode(transfer.plan(prosody, target, mode))
-        audio = transfer.vocoder.synthesize(output.mel).astype(np.float32)
+        audio = models.vocoder.synthesize(output.mel).astype(np.float32)
         embedding = similarity.embed(audio, rate)
         f0 = frame_f0(audio, rate, hop, len(output.mel))
         # this model's alignment of the source maps its output onto the source's frames

@@ -195,18 +195,16 @@ def cmd_transfer(args: argparse.Namespace, out: TextIO) -> int:
 
     from .audiobook import require_speakable
     from .engine import Reader
-    from .transfer import ProsodyTransfer
 
     require_speakable(args.text, "--text")
     _check_output(args.output)
     reader = Reader(voice=args.voice, device=args.device, lexicon=args.lexicon, prosody="centroid")
-    transfer = ProsodyTransfer(reader.acoustic, reader.vocoder, reader.analyzer)
-    plan = transfer.prepare(args.source, args.text, reader.speaker.name, args.source_voice, args.prosody_mode, args.force)
+    plan = reader.prosody_transfer().prepare(args.source, args.text, reader.speaker.name, args.source_voice, args.prosody_mode, args.force)
     for note in plan.notes():
         print(f"reader: {note}", file=sys.stderr)
 
     async def pump(sink) -> None:
-        async for chunk in transfer.stream(plan):
+        async for chunk in reader.stream_requests([plan.request()]):
             await asyncio.to_thread(sink.write, chunk.samples)
 
     with _open_sink(args.output, reader.sample_rate) as sink:

@@ -12,7 +12,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, AsyncIterable, AsyncIterator, Iterable, Iterator
 
 import numpy as np
 
@@ -27,7 +27,10 @@ from .paths import models_dir
 from .prosody import BreakLevel
 from .prosody_selection import DEFAULT_SELECTOR, SELECTORS, ProsodySelector, Selection
 
-__all__ = ["Audio", "AudioChunk", "Reader", "SentenceTiming", "WordTiming"]
+if TYPE_CHECKING:
+    from .transfer import ProsodyTransfer
+
+__all__ = ["Audio", "AudioChunk", "PlannedSentence", "Reader", "SentenceTiming", "WordTiming"]
 
 DEFAULT_VOICE = "lj"
 
@@ -55,6 +58,14 @@ class Audio:
     @property
     def seconds(self) -> float:
         return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class PlannedSentence:
+    """An analysed sentence with the prosody chosen for it (Reader.sentences), ready to render."""
+
+    analysis: SentenceAnalysis
+    selection: Selection  # reader.prosody_selection: the acoustic embedding, and the bank utterance it came from
 
 
 class Reader:
@@ -155,9 +166,10 @@ class Reader:
             word_spans=word_spans, char_span=(sentence.start, sentence.end), text=sentence.text,
         )  # fmt: skip
 
-    def requests(self, text: str | Document, quick_start: bool = False) -> Iterator[SynthesisRequest]:
-        """Synthesis requests in reading order, analysed lazily (memory stays flat on a whole book);
-        `quick_start` as in stream()."""
+    def sentences(self, text: str | Document, quick_start: bool = False) -> Iterator[PlannedSentence]:
+        """The sentences of `text` in reading order, analysed lazily (memory stays flat on a whole book),
+        each with its prosody chosen with the long-form memory of the sentences before it: the same
+        choices whichever of them are then rendered, and in how many runs. `quick_start` as in stream()."""
         if isinstance(text, Document):
             document = text
         elif isinstance(text, str):
@@ -166,7 +178,12 @@ class Reader:
             raise TypeError(f"expected a str or a reader.document.Document, got {type(text).__name__}")
         reading = self.prosody.reading()  # the long-form rule's memory, per document
         for sentence in self.analyzer.iter_sentences(document, quick_start):
-            yield self.request(sentence, reading.select(sentence))
+            yield PlannedSentence(sentence, reading.select(sentence))
+
+    def requests(self, text: str | Document, quick_start: bool = False) -> Iterator[SynthesisRequest]:
+        """Synthesis requests in reading order (see sentences())."""
+        for planned in self.sentences(text, quick_start):
+            yield self.request(planned.analysis, planned.selection)
 
     async def stream(self, text: str | Document, pace_seconds: float | None = None, quick_start: bool = False) -> AsyncIterator[AudioChunk]:
         """Audio chunks (runtime.stream.AudioChunk) of `text` as they are synthesised, phrase by phrase.
@@ -186,10 +203,7 @@ class Reader:
         the sentence in progress is finished. Breaking out of `async for` closes it the same way as
         soon as the event loop gets control (the generator is finalised).
         """
-        from runtime.stream import StreamingSynthesizer
-
         loop = asyncio.get_running_loop()
-        synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds)
         analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         sentences = self.requests(text, quick_start)
         first_audio = asyncio.Event()
@@ -202,33 +216,60 @@ class Reader:
                 await first_audio.wait()
 
         try:
-            async with contextlib.aclosing(synthesizer.stream(analysed())) as chunks:
+            async with contextlib.aclosing(self.stream_requests(analysed(), pace_seconds)) as chunks:
                 async for chunk in chunks:
                     first_audio.set()
                     yield chunk
         finally:
-            # Wait for the sentence in progress off the event loop, then drop the analysis generator.
-            await asyncio.to_thread(_shut_down, analysis, synthesizer)
+            # Wait for the sentence being analysed off the event loop, then drop the analysis generator.
+            await asyncio.to_thread(analysis.shutdown, wait=True, cancel_futures=True)
             sentences.close()
+
+    async def stream_requests(
+        self, requests: Iterable[SynthesisRequest] | AsyncIterable[SynthesisRequest], pace_seconds: float | None = None
+    ) -> AsyncIterator[AudioChunk]:
+        """Audio chunks of ready-made synthesis requests, phrase by phrase through one vocoder stream:
+        the engine's one way to audio, which stream() and every method below use. A request comes from
+        request(), or carries prosody from elsewhere (a prosody transfer plan's request(): codes and an
+        F0 contour). Closing it returns once the sentence in progress is finished, as for stream()."""
+        from runtime.stream import StreamingSynthesizer
+
+        synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds)
+        try:
+            async with contextlib.aclosing(synthesizer.stream(requests)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            await asyncio.to_thread(synthesizer.close)
 
     def synthesize(self, text: str | Document) -> Audio:
         """The whole text as one array, with its sentence and word timings (for short texts; use
         stream() or render() for long ones). Nothing speakable gives zero samples and no timings.
         Called from a running event loop, it reads in a helper thread and blocks the caller."""
+        return _run_to_completion(self._collect(self.stream(text)))
 
-        async def collect() -> Audio:
-            chunks: list[np.ndarray] = []
-            sentences: list[SentenceTiming] = []
-            words: list[WordTiming] = []
-            async with contextlib.aclosing(self.stream(text)) as stream:
-                async for chunk in stream:
-                    chunks.append(chunk.samples)
-                    sentences.extend(chunk.sentences)
-                    words.extend(chunk.words)
-            samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-            return Audio(samples, self.sample_rate, tuple(sentences), tuple(words))
+    def render_sentences(self, sentences: Iterable[PlannedSentence]) -> Audio:
+        """A run of planned sentences (from sentences()) as one array, with their sentence and word
+        timings: seconds from the run's start, `sentence_index` counting the run's sentences from 0.
+        Each run has a vocoder stream of its own, so runs rendered apart (a book in resumable pieces)
+        join at a sentence boundary, inside the sentence's final pause."""
+        return self.synthesize_requests(self.request(planned.analysis, planned.selection) for planned in sentences)
 
-        return _run_to_completion(collect())
+    def synthesize_requests(self, requests: Iterable[SynthesisRequest]) -> Audio:
+        """Ready-made synthesis requests (see stream_requests()) as one array, with their timings."""
+        return _run_to_completion(self._collect(self.stream_requests(requests)))
+
+    async def _collect(self, chunks: AsyncIterator[AudioChunk]) -> Audio:
+        samples: list[np.ndarray] = []
+        sentences: list[SentenceTiming] = []
+        words: list[WordTiming] = []
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                samples.append(chunk.samples)
+                sentences.extend(chunk.sentences)
+                words.extend(chunk.words)
+        whole = np.concatenate(samples) if samples else np.zeros(0, np.float32)
+        return Audio(whole, self.sample_rate, tuple(sentences), tuple(words))
 
     def render(self, text: str | Document, path: str | os.PathLike) -> float:
         """Read `text` into an audio file (.wav or .flac, 16-bit) and return its length in seconds.
@@ -256,6 +297,13 @@ class Reader:
             raise as_reader_error(exc) from None
         return samples / self.sample_rate
 
+    def prosody_transfer(self) -> ProsodyTransfer:
+        """The prosody transfer stages (reader.transfer) over this reader's acoustic model and front end:
+        they analyse a recording into a plan, whose request() any request method here renders."""
+        from .transfer import ProsodyTransfer
+
+        return ProsodyTransfer(self.acoustic, self.analyzer)
+
     def transfer(
         self, source: str | os.PathLike, text: str, voice: str | None = None, source_voice: str | None = None, mode: str | None = None, force: bool = False
     ) -> Audio:
@@ -263,21 +311,8 @@ class Reader:
         (CopyCat prosody transfer, reader.transfer). `source_voice`: the known voice who speaks in it
         (default: the nearest known voice); `mode`: reader.transfer.MODES (default: its DEFAULT_MODE).
         Raises ReaderError for a bad recording, or a transcript that does not match it unless `force`."""
-        from .transfer import ProsodyTransfer
-
-        transfer = ProsodyTransfer(self.acoustic, self.vocoder, self.analyzer)
-        plan = transfer.prepare(source, text, voice or self.speaker.name, source_voice, mode, force)
-
-        async def collect() -> list:
-            return [chunk async for chunk in transfer.stream(plan)]
-
-        chunks = _run_to_completion(collect())
-        return Audio(np.concatenate([c.samples for c in chunks]), self.sample_rate, words=tuple(t for c in chunks for t in c.words))
-
-
-def _shut_down(analysis: ThreadPoolExecutor, synthesizer) -> None:
-    analysis.shutdown(wait=True, cancel_futures=True)
-    synthesizer.close()
+        plan = self.prosody_transfer().prepare(source, text, voice or self.speaker.name, source_voice, mode, force)
+        return self.synthesize_requests([plan.request()])
 
 
 def _run_to_completion(coroutine):

@@ -6,15 +6,14 @@
     -> source speaker (the voice named, or the known voice that reconstructs the recording best)
     -> per-token prosody codes from the CopyCat reference encoder, given the SOURCE speaker (so the
        codes hold what is left after that speaker's own habits: the speaker-independent prosody)
-    -> decoded in the target voice with the source's durations and codes (optionally its F0, moved
-       to the target's register) -> runtime.stream, vocoder and sinks as any synthesis.
+    -> a plan: the target voice with the source's durations and codes (optionally its F0, moved to
+       the target's register), whose request() the engine renders as any other (Reader.stream_requests).
 
 Only numpy, soundfile, soxr, Praat (praat-parselmouth, for the source's F0) and onnxruntime: no torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +25,7 @@ from .model_inputs import ModelInputs, transcript_to_inputs
 
 if TYPE_CHECKING:  # runtime.* loads onnxruntime: imported where used, so `reader --help` stays quick
     from runtime.acoustic import AcousticOutput, Speaker, TokenInputs
-    from runtime.stream import AudioChunk, SynthesisRequest
+    from runtime.stream import SynthesisRequest
 
 # Longer sources are refused: one alignment over the whole clip is quadratic in memory (frames x
 # tokens) and a reading of that length has sentence breaks at which to split it.
@@ -183,15 +182,14 @@ class TransferPlan:
 
 
 class ProsodyTransfer:
-    """The transfer stages over one set of loaded models (an acoustic model with its aligner and
-    CopyCat encoder, a vocoder, the front end's analyzer)."""
+    """The transfer stages over an acoustic model (with its aligner and CopyCat encoder) and the front
+    end's analyzer (Reader.prosody_transfer())."""
 
-    def __init__(self, acoustic, vocoder, analyzer) -> None:
+    def __init__(self, acoustic, analyzer) -> None:
         from runtime.aligner import RuntimeAligner
         from runtime.errors import RuntimeModelError
 
         self.acoustic = acoustic
-        self.vocoder = vocoder
         self.analyzer = analyzer
         if "copycat_encoder" not in acoustic.manifest["files"]:
             raise ModelError(f"acoustic model {acoustic.folder} has no CopyCat encoder: re-export it")
@@ -296,14 +294,3 @@ class ProsodyTransfer:
         from runtime.stream import decode
 
         return decode(self.acoustic, plan.request())
-
-    async def stream(self, plan: TransferPlan, pace_seconds: float | None = None) -> AsyncIterator[AudioChunk]:
-        """Audio chunks of the plan, phrase by phrase (runtime.stream, as any synthesis)."""
-        from runtime.stream import StreamingSynthesizer
-
-        synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds)
-        try:
-            async for chunk in synthesizer.stream([plan.request()]):
-                yield chunk
-        finally:
-            synthesizer.close()

@@ -88,6 +88,19 @@ def test_stream_of_a_markdown_document_points_into_the_original_text(reader):
             assert chunk.start <= timing.start < chunk.start + len(chunk.samples) / chunk.sample_rate + look_ahead
 
 
+def test_planned_sentences_render_in_runs_with_their_timings(reader):
+    planned = list(reader.sentences(NEWS))
+    assert [p.analysis.text for p in planned] == ["Markets rallied on Tuesday.", "Dr. Smith paid $5.50 for 3 coffees, and the bank held rates at 4.5%."]
+    # one run of every sentence is the whole reading, timings included
+    whole, run = reader.synthesize(NEWS), reader.render_sentences(planned)
+    assert np.array_equal(run.samples, whole.samples) and run.sentences == whole.sentences and run.words == whole.words
+    assert [w.sentence_index for w in run.words] == [i for i, p in enumerate(planned) for _ in p.analysis.words]
+    # a run of the second sentence alone times it from the run's start, and its words name it as sentence 0
+    second = reader.render_sentences(planned[1:])
+    assert_timings_match_text(second, NEWS)
+    assert [s.text for s in second.sentences] == [planned[1].analysis.text] and {w.sentence_index for w in second.words} == {0}
+
+
 def test_render_writes_the_same_audio_as_synthesize(reader, tmp_path):
     out = tmp_path / "news.flac"
     seconds = reader.render(NEWS, out)

@@ -13,7 +13,7 @@ import soxr
 from reader.engine import Reader
 from reader.errors import ReaderError
 from reader.paths import data_dir
-from reader.transfer import MAX_SOURCE_SECONDS, ProsodyTransfer, in_target_register, load_source, token_inputs
+from reader.transfer import MAX_SOURCE_SECONDS, in_target_register, load_source, token_inputs
 
 # Held-out test clips (never trained on): an LJ sentence and a kathleen sentence with a comma.
 LJ_CLIP = ("ljspeech_longform", "LJ002-0155", "LJ", "for which the costs were six shillings ten pence.")
@@ -36,7 +36,7 @@ def reader():
 
 @pytest.fixture(scope="module")
 def transfer(reader):
-    return ProsodyTransfer(reader.acoustic, reader.vocoder, reader.analyzer)
+    return reader.prosody_transfer()
 
 
 @pytest.mark.parametrize("clip, target", [(LJ_CLIP, "kathleen"), (KATHLEEN_CLIP, "LJ")], ids=["LJ->kathleen", "kathleen->LJ"])
@@ -70,15 +70,15 @@ def test_an_unnamed_source_speaker_is_taken_as_the_nearest_known_voice(transfer)
     assert "nearest known voice" in transfer.plan(prosody, "LJ").notes()[0]
 
 
-def test_streamed_transfer_is_phrase_by_phrase_and_equals_the_whole_decode(transfer):
+def test_streamed_transfer_is_phrase_by_phrase_and_equals_the_whole_decode(reader, transfer):
     plan = transfer.plan(transfer.analyse_source(clip_path(KATHLEEN_CLIP), KATHLEEN_CLIP[3], source_voice="kathleen"), "LJ")
 
     async def collect():
-        return [chunk async for chunk in transfer.stream(plan)]
+        return [chunk async for chunk in reader.stream_requests([plan.request()])]
 
     chunks = asyncio.run(collect())
     assert len(chunks) >= 2  # cut at the comma's phrase break
-    whole = transfer.vocoder.synthesize(transfer.decode(plan).mel)
+    whole = reader.vocoder.synthesize(transfer.decode(plan).mel)
     assert np.allclose(np.concatenate([c.samples for c in chunks]), whole, atol=1e-4)
 
 
