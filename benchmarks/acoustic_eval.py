@@ -52,7 +52,7 @@ import numpy as np
 import soundfile as sf
 from scipy.fft import dct
 
-from reader.analysis import Analyzer
+from reader.frontend.analysis import Analyzer
 from reader.model_inputs import BOS_ID, BREAK_IDS, transcript_to_inputs
 from reader.paths import data_dir, models_dir
 from runtime.acoustic import AcousticModel, AcousticOutput, Speaker, TokenInputs

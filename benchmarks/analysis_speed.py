@@ -16,7 +16,7 @@ import resource
 import time
 from pathlib import Path
 
-from reader.analysis import Analyzer
+from reader.frontend.analysis import Analyzer
 from reader.paths import data_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"

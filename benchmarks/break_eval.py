@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reader.analysis import Analyzer
-from reader.prosody import BreakModel
+from reader.frontend.analysis import Analyzer
+from reader.frontend.prosody import BreakModel
 from reader.training.break_data import (
     DEFAULT_LABELS,
     MAJOR_PAUSE_MS,

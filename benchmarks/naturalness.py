@@ -79,7 +79,7 @@ class Scores:
 
 def syllable_counts(texts: list[str]) -> list[int]:
     """Vowel phonemes of each text as the front end pronounces it."""
-    from reader.analysis import Analyzer
+    from reader.frontend.analysis import Analyzer
 
     analyzer = Analyzer()
     counts = []

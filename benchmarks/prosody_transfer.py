@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from prosody_selection import measure  # benchmarks/ is on sys.path when run as a script
-from reader.analysis import Analyzer
+from reader.frontend.analysis import Analyzer
 from reader.paths import data_dir, models_dir
 from reader.transfer import ProsodyTransfer, frame_f0, load_source, token_inputs, transcript_tokens
 from runtime.acoustic import AcousticModel

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 __all__ = ["Audio", "AudioChunk", "Document", "ModelError", "Reader", "ReaderError", "SentenceTiming", "WordTiming"]
 
 if TYPE_CHECKING:
-    from .document import Document
+    from .frontend.document import Document
     from .engine import Audio, AudioChunk, Reader, SentenceTiming, WordTiming
     from .errors import ModelError, ReaderError
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 # start-up) does not load numpy, onnxruntime and spaCy.
 _EXPORTS = {
     "Audio": "engine", "AudioChunk": "engine", "Reader": "engine", "SentenceTiming": "engine", "WordTiming": "engine",
-    "Document": "document", "ModelError": "errors", "ReaderError": "errors",
+    "Document": "frontend.document", "ModelError": "errors", "ReaderError": "errors",
 }  # fmt: skip
 
 

@@ -58,7 +58,7 @@ def format_prosody(selection) -> str:
 
 def format_sentence(index: int, sentence, prosody=None) -> str:
     """Human-readable analysis of one sentence."""
-    from .document import display_text
+    from .frontend.document import display_text
 
     plan = " ".join(
         f"{w.text}{BREAK_MARKS[int(b)]}{'^' if r and b < 3 else ''}"
@@ -79,7 +79,7 @@ def format_sentence(index: int, sentence, prosody=None) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
-    from .analysis import Analyzer
+    from .frontend.analysis import Analyzer
     from .audiobook import read_text
     from .models import analysis_models, check_models
     from .paths import models_dir
@@ -322,7 +322,7 @@ def _terminate(signum, frame) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .syntax import hide_torch_from_spacy
+    from .frontend.syntax import hide_torch_from_spacy
 
     hide_torch_from_spacy()  # this process never uses thinc's torch support; it costs 1.5 s of start-up
     args = build_parser().parse_args(argv)

@@ -18,13 +18,13 @@ import numpy as np
 
 from runtime.stream import AudioChunk, SentenceTiming, SynthesisRequest, WordTiming
 
-from .analysis import Analyzer, SentenceAnalysis
-from .document import Document
+from .frontend.analysis import Analyzer, SentenceAnalysis
+from .frontend.document import Document
 from .errors import ModelError, ReaderError, as_reader_error
 from .model_inputs import sentence_to_inputs
 from .models import check_models, reading_models
 from .paths import models_dir
-from .prosody import BreakLevel
+from .frontend.prosody import BreakLevel
 from .prosody_selection import DEFAULT_SELECTOR, SELECTORS, ProsodySelector, Selection
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ class Reader:
         elif isinstance(text, str):
             document = self.analyzer.split(text)
         else:
-            raise TypeError(f"expected a str or a reader.document.Document, got {type(text).__name__}")
+            raise TypeError(f"expected a str or a reader.frontend.document.Document, got {type(text).__name__}")
         reading = self.prosody.reading()  # the long-form rule's memory, per document
         for sentence in self.analyzer.iter_sentences(document, quick_start):
             yield PlannedSentence(sentence, reading.select(sentence))

@@ -33,7 +33,7 @@ ARPABET = (
     "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y",
     "Z", "ZH",
 )  # fmt: skip
-# Names of the break levels 0..3 the model distinguishes, in the order of reader.prosody.BreakLevel
+# Names of the break levels 0..3 the model distinguishes, in the order of reader.frontend.prosody.BreakLevel
 # (whose PARAGRAPH = 4 is read as SENTENCE, see above).
 BREAK_LEVEL_NAMES = ("none", "minor", "major", "sentence")
 PAD, BOS = "<pad>", "<bos>"
@@ -141,5 +141,5 @@ def sentence_to_inputs(sentence: SentenceLike) -> ModelInputs:
 
 
 def transcript_to_inputs(text: str, analyzer) -> ModelInputs:
-    """Inputs for a normalised training transcript, analysed by a reader.analysis.Analyzer."""
+    """Inputs for a normalised training transcript, analysed by a reader.frontend.analysis.Analyzer."""
     return sentences_to_inputs(analyzer.analyze_text(text).sentences)

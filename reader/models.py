@@ -23,8 +23,8 @@ class ModelKind:
 
 def analysis_models(folder: Path) -> list[ModelKind]:
     """The models the front end uses: G2P in the models `folder`, and the break model in the package."""
-    from .g2p import FORMAT_VERSION as G2P_FORMAT_VERSION
-    from .prosody import BREAK_MODEL_FORMAT, BREAK_MODEL_PATH
+    from .frontend.g2p import FORMAT_VERSION as G2P_FORMAT_VERSION
+    from .frontend.prosody import BREAK_MODEL_FORMAT, BREAK_MODEL_PATH
 
     return [
         ModelKind("G2P", folder / "g2p", G2P_FORMAT_VERSION),

@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from reader.analysis import Analyzer
+from reader.frontend.analysis import Analyzer
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from reader.analysis import MAX_SENTENCE_WORDS, Analyzer
+from reader.frontend.analysis import MAX_SENTENCE_WORDS, Analyzer
 from reader.cli import format_sentence
 from reader.frontend.normalize import WORD_PIECE_CHARS
-from reader.prosody import BreakLevel
-from reader.syntax import MIN_UNIT_WORDS
+from reader.frontend.prosody import BreakLevel
+from reader.frontend.syntax import MIN_UNIT_WORDS
 
 SEED = "The brown fox is quick, and it is jumping over the lazy dog."
 
@@ -118,7 +118,7 @@ def test_a_huge_single_word_is_read_in_bounded_pieces(analyzer):
 
 def test_unspeakable_scripts_are_skipped_with_one_warning(analyzer, caplog):
     fresh = Analyzer(parser=analyzer.parser)
-    with caplog.at_level(logging.WARNING, logger="reader.analysis"):
+    with caplog.at_level(logging.WARNING, logger="reader.frontend.analysis"):
         first = fresh.analyze_text("He said שלום to me.").sentences
         second = fresh.analyze_text("Then مرحبا and 東京 again.").sentences
     assert [w.text for w in first[0].words] == ["He", "said", "to", "me"]

@@ -16,7 +16,7 @@ import pytest
 import soundfile
 
 from reader import ModelError, Reader, ReaderError
-from reader.document import split_document
+from reader.frontend.document import split_document
 
 ROOT = Path(__file__).resolve().parent.parent
 NEWS = "Markets rallied on Tuesday. Dr. Smith paid $5.50 for 3 coffees, and the bank held rates at 4.5%."

@@ -10,11 +10,11 @@ import threading
 import numpy as np
 import pytest
 
-from reader.analysis import Analyzer
+from reader.frontend.analysis import Analyzer
 from reader.engine import Reader
 from reader.errors import ModelError
 from reader.frontend.normalize import normalize_sentence
-from reader.syntax import BackgroundParser, PunctuationParser, SpacyParser, make_parser, syntactic_distances
+from reader.frontend.syntax import BackgroundParser, PunctuationParser, SpacyParser, make_parser, syntactic_distances
 from runtime.stream import FIRST_CHUNK_AUDIO_FRAMES
 
 TEXT = "Yes, a man can read it; but not today. The committee met on Tuesday to review the budget, and it agreed."
@@ -124,7 +124,7 @@ def test_render_to_a_file_is_byte_identical_from_fresh_processes(tmp_path):
 def test_the_command_line_loads_spacy_without_torch():
     code = (
         "import sys, threading\n"
-        "from reader.syntax import SpacyParser, hide_torch_from_spacy\n"
+        "from reader.frontend.syntax import SpacyParser, hide_torch_from_spacy\n"
         "from reader.frontend.normalize import normalize_sentence\n"
         "hide_torch_from_spacy()\n"
         "parser = SpacyParser()\n"

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from reader.document import read_input, split_document
+from reader.frontend.document import read_input, split_document
 from reader.errors import ReaderError
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from reader.analysis import Analyzer, SentenceAnalysis, word_groups
-from reader.document import split_document
+from reader.frontend.analysis import Analyzer, SentenceAnalysis, word_groups
+from reader.frontend.document import split_document
 from reader.frontend.normalize import normalize_sentence
-from reader.prosody import BreakLevel
-from reader.syntax import MIN_UNIT_WORDS
+from reader.frontend.prosody import BreakLevel
+from reader.frontend.syntax import MIN_UNIT_WORDS
 
 DATA = Path(__file__).resolve().parent / "data" / "frontend"
 SEPARATOR = " ‖ "

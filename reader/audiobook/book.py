@@ -31,8 +31,8 @@ def fingerprint(options: RenderOptions) -> str:
     file, the break model, and the engine version."""
     from .. import __version__
     from ..paths import config_dir
-    from ..pronounce import DEFAULT_LEXICON_NAME
-    from ..prosody import BREAK_MODEL_PATH
+    from ..frontend.pronounce import DEFAULT_LEXICON_NAME
+    from ..frontend.prosody import BREAK_MODEL_PATH
     from ..prosody_selection import DEFAULT_SELECTOR
 
     # The lexicon counts by its content, not where it lies; the default prosody by what it is.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..document import read_input, split_document
+from ..frontend.document import read_input, split_document
 from ..errors import ReaderError
 
 
@@ -38,7 +38,7 @@ def is_epub(path: str) -> bool:
 def read_book(path: str) -> Book:
     """A text, Markdown or EPUB file (or '-' for standard input) as one text and its chapters."""
     if is_epub(path):
-        from ..epub import read_epub
+        from ..frontend.epub import read_epub
 
         epub = read_epub(path)
         texts, chapters, cursor = [], [], 0

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis import Analyzer, word_groups
+from ..frontend.analysis import Analyzer, word_groups
 from ..paths import cache_dir, data_dir
-from ..prosody import FEATURE_NAMES, PUNCT_CLASSES, BreakModel, LogisticHead, gap_features
+from ..frontend.prosody import FEATURE_NAMES, PUNCT_CLASSES, BreakModel, LogisticHead, gap_features
 
 CORPUS = "ljspeech_longform"
 DEFAULT_LABELS = cache_dir() / "lj_pause_labels.json"

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reader.analysis import Analyzer
+from reader.frontend.analysis import Analyzer
 from reader.paths import models_dir
 from reader.prosody_selection import (
     BANK_FORMAT_VERSION,

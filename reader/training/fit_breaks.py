@@ -20,10 +20,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
-from ..analysis import Analyzer
+from ..frontend.analysis import Analyzer
 from runtime.manifest import record_files
 
-from ..prosody import BREAK_MODEL_FORMAT, BREAK_MODEL_PATH, BreakModel, LogisticHead
+from ..frontend.prosody import BREAK_MODEL_FORMAT, BREAK_MODEL_PATH, BreakModel, LogisticHead
 from .break_data import DEFAULT_LABELS, MAJOR_PAUSE_MS, MINOR_PAUSE_MS, GapSet, load_gaps, scores, zero_break_model
 
 REGULARISATION = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)

@@ -383,7 +383,7 @@ def held_out_words() -> tuple[list[str], dict[str, list[list[str]]]]:
 
 def evaluate(model_dir: Path, limit: int | None = None) -> Accuracy:
     """Word accuracy of the ONNX model on the held-out split, with and without stress marks."""
-    from reader.g2p import G2P  # the runtime, exactly as the reader uses it
+    from reader.frontend.g2p import G2P  # the runtime, exactly as the reader uses it
 
     # One inference thread, so words/second compare across machines and runs.
     g2p = G2P.load(model_dir, SessionOptions(intra_op_threads=1, inter_op_threads=1), cache=False)

@@ -189,7 +189,7 @@ def calibrate_aligner(aligner_path: Path, state: dict) -> dict:
     """The manifest's `aligner` section: the transcript-mismatch threshold on the runtime's alignment cost,
     calibrated on the valid clips of every speaker, each aligned (with the exported graph, as the
     runtime does) to its own transcript and to the transcript of the speaker's next valid clip."""
-    from reader.analysis import Analyzer
+    from reader.frontend.analysis import Analyzer
     from runtime.aligner import alignment_of
     from runtime.session import SessionOptions, load_session
 

@@ -207,7 +207,7 @@ def validation_mel_loss(model: AcousticModel, examples: list[Example], stats: No
 
 def train(config: Config, max_steps: int | None = None) -> Path:
     """Runs (or resumes) training; returns the checkpoint path. max_steps caps this call (tests)."""
-    from reader.analysis import Analyzer  # spaCy etc. load only when training really starts
+    from reader.frontend.analysis import Analyzer  # spaCy etc. load only when training really starts
 
     env = Distributed.from_environment()
     torch.set_num_threads(config.train.threads)

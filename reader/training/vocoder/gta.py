@@ -44,7 +44,7 @@ class TeacherForcedMels:
     """The acoustic model's mel of a recording, rendered with the recording's own prosody and timing."""
 
     def __init__(self, models: Path) -> None:
-        from reader.analysis import Analyzer
+        from reader.frontend.analysis import Analyzer
         from reader.transfer import ProsodyTransfer
         from runtime.acoustic import AcousticModel
         from runtime.session import SessionOptions

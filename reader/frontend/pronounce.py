@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import compiled_cmudict
-from .errors import ReaderError
-from .paths import config_dir
+from ..errors import ReaderError
+from ..paths import config_dir
 
 VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
 CONSONANTS = frozenset("B CH D DH F G HH JH K L M N NG P R S SH T TH V W Y Z ZH".split())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .document import Document, SentenceSpan, SentenceSplitter, split_document
-from .frontend.normalize import Token, normalize_sentence
+from .normalize import Token, normalize_sentence
 from .pronounce import Pronouncer, load_lexicon
 from .prosody import BREAK_MODEL_PATH, BreakLevel, BreakModel, plan_breaks
 from .syntax import Parser, PunctuationParser, make_parser, split_points, syntactic_distances

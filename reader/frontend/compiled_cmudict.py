@@ -33,8 +33,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ReaderError
-from .paths import cache_dir
+from ..errors import ReaderError
+from ..paths import cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
-from .errors import ReaderError
+from ..errors import ReaderError
 
 # Font obfuscation (IDPF and Adobe) scrambles embedded fonts only; any other encryption is DRM.
 FONT_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}

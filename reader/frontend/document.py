@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pysbd
 
-from .errors import ReaderError
+from ..errors import ReaderError
 
 # Input files larger than this are refused: a book is a few MB; 200 MB of "text" is a mistake.
 MAX_INPUT_BYTES = 200 * 1024 * 1024

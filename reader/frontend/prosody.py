@@ -16,9 +16,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
-BREAK_MODEL_PATH = Path(__file__).resolve().parent / "data" / "break_model.json"
+BREAK_MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "break_model.json"
 BREAK_MODEL_FORMAT = 1
 
 

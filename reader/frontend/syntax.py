@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
-from .errors import ModelError, ReaderError
+from ..errors import ModelError, ReaderError
 
 # Longer sentences are parsed in windows of this many tokens: parser cost and tree depth stay bounded.
 MAX_PARSE_TOKENS = 200
