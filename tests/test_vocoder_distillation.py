@@ -125,3 +125,25 @@ def test_fine_tune_starts_from_the_exported_graph_exactly(tmp_path):
     other = type(config.model)(**{**config.model.__dict__, "channels": config.model.channels * 2})
     with pytest.raises(ValueError, match="architecture"):
         load_initial_weights(VocoderGenerator(other), tmp_path / "export")
+
+
+@needs_data
+def test_adversarial_fine_tune_trains_the_discriminator_and_resumes_it(tmp_path, monkeypatch):
+    import json
+
+    from reader.training.vocoder.train import LOG_NAME, train
+
+    monkeypatch.setenv("READER_CACHE_DIR", str(tmp_path / "cache"))
+    config = load_config(TINY_CONFIG)
+    config.train.run_dir = str(tmp_path / "run")
+    config.adversarial.weight, config.adversarial.feature_matching_weight = 0.1, 0.2
+    config.adversarial.resolutions, config.adversarial.channels, config.adversarial.start_step = [[256, 64]], 4, 2
+    run_dir = train(config, max_steps=3)
+    saved = torch.load(run_dir / CHECKPOINT_NAME, weights_only=False)["adversary"]["discriminator"]
+    train(config)  # resumes, discriminator included, and finishes the config's 6 steps
+    resumed = torch.load(run_dir / CHECKPOINT_NAME, weights_only=False)["adversary"]["discriminator"]
+    assert any(not torch.equal(saved[name], resumed[name]) for name in saved)  # it kept learning
+    records = [json.loads(line) for line in (run_dir / LOG_NAME).read_text().splitlines() if '"total"' in line]
+    assert [r["step"] for r in records] == list(range(1, 7))
+    assert all("adversarial" not in r for r in records[:2])  # the discriminator trains alone first
+    assert all("adversarial" in r and "feature_matching" in r and "discriminator" in r for r in records[2:])

@@ -7,13 +7,17 @@ The run folder (relative paths are under cache_dir()/vocoder/, never in the repo
 L1 so far: what export.py ships) and `log.jsonl` (losses per logged step, valid score per checkpoint).
 
 Choices made here:
-- No discriminator: on two shared CPU cores and ~1 h of training a GAN's extra networks would halve
-  the generator's steps, and adversarial training needs far more steps to pay off. Spectral losses
-  alone give intelligible, somewhat buzzy speech; a GAN fine-tune is the next step (see the report).
+- No discriminator by default: on two shared CPU cores a GAN's extra networks would halve the
+  generator's steps, and adversarial training needs far more steps to pay off from scratch. Spectral
+  losses alone give intelligible, somewhat buzzy speech.
 - AdamW (lr 1e-3, betas 0.8/0.99 as HiFi-GAN/Vocos), linear warm-up, cosine decay to 10% at `steps`.
 - Validation = log-mel L1 between whole valid clips vocoded and their recordings: the figure that
   tracks copy-synthesis quality, used to pick the checkpoint to export. With teacher-forced mels in the
   data (`gta_share`), the mean of the scores from the recording's mel and from the model's mel.
+- `[adversarial]` (weight > 0): a multi-resolution spectrogram discriminator (discriminator.py) judges
+  the output beside the spectral losses; for fine-tuning a trained generator, whose spectral-loss
+  buzz is what it is there to remove. Choose its checkpoint by listening measures
+  (benchmarks/naturalness.py), not by the valid mel L1, which adversarial training need not lower.
 - `init_from`: start from an exported vocoder (its ONNX graph) instead of random weights, the way to
   fine-tune the shipped vocoder on a teacher's targets or on a new acoustic model's mels.
 """
@@ -36,6 +40,7 @@ from reader.paths import cache_dir
 from runtime.features import FeatureSettings
 
 from .data import Clip, DataConfig, SegmentSampler, load_clips
+from .discriminator import AdversarialConfig, MultiResolutionDiscriminator, discriminator_loss, generator_losses
 from .losses import LossConfig, SpectralLosses
 from .teacher import labelled_clips
 from .model import ModelConfig, VocoderGenerator, check_feature_settings, count_parameters
@@ -68,9 +73,10 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     losses: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
     def as_dict(self) -> dict:
-        return {name: asdict(getattr(self, name)) for name in ("data", "model", "losses", "train")}
+        return {name: asdict(getattr(self, name)) for name in ("data", "model", "losses", "train", "adversarial")}
 
     @classmethod
     def from_dict(cls, raw: dict) -> Config:
@@ -80,7 +86,7 @@ class Config:
                 raise ValueError(f"unknown {section_class.__name__} settings: {sorted(unknown)}")
             return section_class(**values)
 
-        sections = {"data": DataConfig, "model": ModelConfig, "losses": LossConfig, "train": TrainConfig}
+        sections = {"data": DataConfig, "model": ModelConfig, "losses": LossConfig, "train": TrainConfig, "adversarial": AdversarialConfig}
         unknown = set(raw) - set(sections)
         if unknown:
             raise ValueError(f"unknown config tables: {sorted(unknown)}")
@@ -157,7 +163,41 @@ def validation_mel_l1(model: VocoderGenerator, losses: SpectralLosses, clips: li
     return float(np.mean(scores))
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, rng: np.random.Generator, config: Config, training_clips: int, best_valid: float) -> None:
+class Adversary:
+    """The discriminator, its optimiser and its step of training (adversarial fine-tuning)."""
+
+    def __init__(self, config: AdversarialConfig):
+        self.config = config
+        self.discriminator = MultiResolutionDiscriminator(config)
+        self.optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=config.learning_rate, betas=(0.8, 0.99))
+
+    def state_dict(self) -> dict:
+        return {"discriminator": self.discriminator.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def losses(self, generated: torch.Tensor, target: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """Trains the discriminator one step, then returns the generator's adversarial losses (none
+        before `start_step`, while the discriminator learns alone)."""
+        real = self.discriminator(target)
+        loss = discriminator_loss(real, self.discriminator(generated.detach()))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if step < self.config.start_step:
+            return {"discriminator": loss.detach()}
+        adversarial, matching = generator_losses(real, self.discriminator(generated))
+        return {"discriminator": loss.detach(), "adversarial": adversarial, "feature_matching": matching}
+
+    def total(self, values: dict[str, torch.Tensor]) -> torch.Tensor | float:
+        if "adversarial" not in values:
+            return 0.0
+        return self.config.weight * values["adversarial"] + self.config.feature_matching_weight * values["feature_matching"]
+
+
+def save_checkpoint(path: Path, model, optimizer, step: int, rng: np.random.Generator, config: Config, training_clips: int, best_valid: float, adversary: Adversary | None = None) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -168,6 +208,8 @@ def save_checkpoint(path: Path, model, optimizer, step: int, rng: np.random.Gene
         "best_valid_mel_l1": best_valid,
         "hardware": hardware_description(config.train.threads),
     }
+    if adversary is not None:
+        state["adversary"] = adversary.state_dict()
     partial = path.with_suffix(".partial")
     torch.save(state, partial)
     partial.replace(path)
@@ -190,12 +232,15 @@ def train(config: Config, max_steps: int | None = None) -> Path:
     model = VocoderGenerator(config.model)
     losses = SpectralLosses(config.losses, settings)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.learning_rate, betas=(0.8, 0.99))
+    adversary = Adversary(config.adversarial) if config.adversarial.weight else None
     rng = np.random.default_rng(config.train.seed)
     step, best_valid = 0, math.inf
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if adversary is not None and "adversary" in state:
+            adversary.load_state_dict(state["adversary"])
         step, best_valid = state["step"], state["best_valid_mel_l1"]
         rng.bit_generator.state = state["numpy_rng"]
         print(f"resumed from {checkpoint_path} at step {step}", flush=True)
@@ -218,8 +263,13 @@ def train(config: Config, max_steps: int | None = None) -> Path:
             batch = sampler.sample(rng)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(step, config.train)
-            values = losses(model.waveform(batch.log_mel), batch.audio)
+            generated = model.waveform(batch.log_mel)
+            values = losses(generated, batch.audio)
             total = losses.total(values)
+            if adversary is not None:
+                adversarial = adversary.losses(generated, batch.audio, step)
+                total = total + adversary.total(adversarial)
+                values.update(adversarial)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             gradient_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.gradient_clip)
@@ -236,9 +286,9 @@ def train(config: Config, max_steps: int | None = None) -> Path:
                 valid = validation_mel_l1(model, losses, valid_clips) if valid_clips else math.inf
                 improved = valid < best_valid
                 best_valid = min(best_valid, valid)
-                save_checkpoint(checkpoint_path, model, optimizer, step, rng, config, len(sampler.clips), best_valid)
+                save_checkpoint(checkpoint_path, model, optimizer, step, rng, config, len(sampler.clips), best_valid, adversary)
                 if improved or not (run_dir / BEST_NAME).is_file():
-                    save_checkpoint(run_dir / BEST_NAME, model, optimizer, step, rng, config, len(sampler.clips), best_valid)
+                    save_checkpoint(run_dir / BEST_NAME, model, optimizer, step, rng, config, len(sampler.clips), best_valid, adversary)
                 log({"step": step, "checkpoint": str(checkpoint_path), "valid_mel_l1": round(valid, 5), "best": improved})
                 if config.data.target == "teacher" and labelled_clips() > labels_seen:
                     # Labelling may still be running beside training: take up clips labelled since.
