@@ -51,7 +51,7 @@ class TeacherForcedMels:
 
         acoustic = AcousticModel.load(models / "acoustic", SessionOptions(intra_op_threads=2, inter_op_threads=1))
         self.acoustic = acoustic
-        self.transfer = ProsodyTransfer(acoustic, None, Analyzer())
+        self.transfer = ProsodyTransfer(acoustic, Analyzer())
 
     def render(self, utterance: Utterance) -> np.ndarray:
         """(frames, n_mels), frames = runtime.features' frame count of the recording."""
