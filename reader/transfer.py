@@ -32,10 +32,19 @@ if TYPE_CHECKING:  # runtime.* loads onnxruntime: imported where used, so `reade
 MAX_SOURCE_SECONDS = 30.0
 # Peak below this (-50 dBFS) is silence or room noise, not speech to take prosody from.
 SILENT_PEAK = 10 ** (-50 / 20)
-# Praat's pitch range, as for the training features (reader.training.acoustic.data): covers adult
-# voices from low male to high female.
-F0_FLOOR_HZ = 65.0
-F0_CEILING_HZ = 600.0
+# Source F0 in two passes (Hirst 2011; De Looze & Hirst 2008): a first Praat pass over a range wide
+# enough for any adult voice, then a second inside this speaker's own range, from the first pass's
+# quartiles: floor 0.75 x Q1, ceiling 1.5 x Q3. A fixed range that spans low male to high female lets
+# Praat jump an octave in either direction; the speaker's own range leaves no room for that.
+F0_WIDE_FLOOR_HZ = 50.0
+F0_WIDE_CEILING_HZ = 700.0
+F0_FLOOR_FROM_Q1 = 0.75
+F0_CEILING_FROM_Q3 = 1.5
+# A voiced frame this far (in octaves) from the median of the voiced frames around it is an octave
+# error left after the second pass (a halving in creak, a doubling at a voice break): moved by one
+# octave towards that median. The neighbourhood: this many frames either side (0.15 s at 86 frames/s).
+OCTAVE_JUMP = 0.7
+OCTAVE_NEIGHBOURHOOD_FRAMES = 13
 # How the source's prosody is applied: the codes and durations (CopyCat), or those plus the source's
 # own F0 contour shifted to the target voice's register. codes+f0 is the default because it measured
 # better (benchmarks/prosody_transfer.py, 40 held-out real clips): log-F0 correlation with the source
@@ -102,17 +111,48 @@ def token_inputs(inputs: ModelInputs) -> TokenInputs:
     return TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
 
 
-def frame_f0(samples: np.ndarray, sample_rate: int, hop_length: int, n_frames: int) -> np.ndarray:
-    """(n_frames,) Praat F0 in Hz on the model's frame grid (runtime.features), 0 where unvoiced."""
+def praat_f0(samples: np.ndarray, sample_rate: int, frame_rate: float, floor_hz: float, ceiling_hz: float):
+    """Praat's autocorrelation pitch: (times in s, F0 in Hz with 0 where unvoiced)."""
     import parselmouth
 
+    pitch = parselmouth.Sound(np.asarray(samples, np.float64), sample_rate).to_pitch_ac(
+        time_step=1.0 / frame_rate, pitch_floor=floor_hz, pitch_ceiling=ceiling_hz
+    )
+    return pitch.xs(), pitch.selected_array["frequency"]
+
+
+def speaker_pitch_range(f0_hz: np.ndarray) -> tuple[float, float]:
+    """(floor, ceiling) Hz for the second pass, from the first pass's voiced quartiles."""
+    q1, q3 = np.percentile(f0_hz[f0_hz > 0], [25, 75])
+    return max(F0_WIDE_FLOOR_HZ, F0_FLOOR_FROM_Q1 * q1), min(F0_WIDE_CEILING_HZ, F0_CEILING_FROM_Q3 * q3)
+
+
+def without_octave_jumps(f0_hz: np.ndarray) -> np.ndarray:
+    """Voiced frames more than OCTAVE_JUMP octaves from the median of the voiced frames around them
+    moved one octave towards it (0 = unvoiced, kept)."""
+    voiced = np.flatnonzero(f0_hz > 0)
+    octaves = np.log2(f0_hz[voiced])
+    corrected = f0_hz.copy()
+    half = OCTAVE_NEIGHBOURHOOD_FRAMES
+    for k, frame in enumerate(voiced):
+        # the voiced frames within `half` frames of this one, in time (not in index: pauses separate)
+        near = octaves[np.searchsorted(voiced, frame - half) : np.searchsorted(voiced, frame + half, side="right")]
+        offset = octaves[k] - np.median(near)
+        if abs(offset) > OCTAVE_JUMP:
+            corrected[frame] = f0_hz[frame] * 2.0 ** (-np.sign(offset))
+    return corrected
+
+
+def frame_f0(samples: np.ndarray, sample_rate: int, hop_length: int, n_frames: int) -> np.ndarray:
+    """(n_frames,) F0 in Hz on the model's frame grid (runtime.features), 0 where unvoiced: Praat in
+    two passes, the second within the speaker's own range, then octave jumps corrected."""
     from runtime.features import FeatureSettings, f0_on_frame_grid
 
     settings = FeatureSettings(sample_rate=sample_rate, hop_length=hop_length)
-    pitch = parselmouth.Sound(np.asarray(samples, np.float64), sample_rate).to_pitch_ac(
-        time_step=1.0 / settings.frame_rate, pitch_floor=F0_FLOOR_HZ, pitch_ceiling=F0_CEILING_HZ
-    )
-    return f0_on_frame_grid(pitch.xs(), pitch.selected_array["frequency"], n_frames, settings)
+    times, f0 = praat_f0(samples, sample_rate, settings.frame_rate, F0_WIDE_FLOOR_HZ, F0_WIDE_CEILING_HZ)
+    if np.count_nonzero(f0) >= 4:  # enough voicing to estimate a range from
+        times, f0 = praat_f0(samples, sample_rate, settings.frame_rate, *speaker_pitch_range(f0))
+    return without_octave_jumps(f0_on_frame_grid(times, f0, n_frames, settings))
 
 
 def source_token_log_f0(recording: SourceRecording, durations: np.ndarray, hop_length: int) -> np.ndarray:
@@ -129,7 +169,8 @@ def source_token_log_f0(recording: SourceRecording, durations: np.ndarray, hop_l
 
 def in_target_register(source_log_f0: np.ndarray, target_f0_hz: np.ndarray, vowels: np.ndarray) -> np.ndarray:
     """Source token F0 (Hz) shifted in log frequency so that its mean over the vowels equals the mean
-    of the target voice's own F0 for this utterance: the source's intervals at the target's pitch."""
+    of `target_f0_hz` (the target voice reading this utterance from text alone): the source's
+    intervals at the target's pitch."""
     shift = np.mean(np.log(np.maximum(target_f0_hz[vowels], 1.0))) - np.mean(source_log_f0[vowels])
     return np.exp(source_log_f0 + shift).astype(np.float32)
 
@@ -278,7 +319,9 @@ class ProsodyTransfer:
         vowels = prosody.inputs.stress_ids > 0
         if np.isnan(prosody.log_f0).any() or not vowels.any():
             return plan  # Praat heard no voicing: the codes alone carry the melody
-        register = self.decode(plan).f0  # the target voice's own F0 for this prosody
+        # The target's register from its own reading of the text: decoding with the source's codes
+        # would carry the source's register into it (a male source pulled kathleen down to 132 Hz).
+        register = self.acoustic.synthesize(token_inputs(prosody.inputs), target, duration_override=prosody.durations.astype(np.float32)).f0
         return replace(plan, f0_override=in_target_register(prosody.log_f0, register, vowels))
 
     def prepare(
