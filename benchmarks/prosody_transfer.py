@@ -1,6 +1,6 @@
-"""CopyCat prosody transfer (issue 6): speaker similarity, leakage, prosody kept, intelligibility.
+"""CopyCat prosody transfer (issues 6, 17): speaker similarity, leakage, prosody kept, intelligibility.
 
-    python benchmarks/prosody_transfer.py [--models DIR] [--baseline-models DIR] [--limit N] [--espeak N]
+    python benchmarks/prosody_transfer.py [--models DIR] [--baseline-models DIR] [--limit N] [--espeak N] [--unseen N]
         -> benchmarks/results/prosody_transfer.{json,md}
 
 Sources: the held-out test clips (splits.json) of each real speaker (the first N of each with
@@ -26,6 +26,16 @@ Columns (means over pairs):
 synthetic voice (labelled so), with their own rows and reference embedding (espeak-ng readings of
 training texts). The goals (issue 6): sim target of transfer >= that of plain TTS - 0.05; F0 corr >= 0.7; less
 leakage than the baseline.
+--unseen N adds real speakers no model has heard (issue 17): the first N clips of each test speaker of
+speechocean762 (Zhang et al., "speechocean762: An Open-Source Non-native English Speech Corpus For
+Pronunciation Assessment", Interspeech 2021, arXiv 2104.01378, by SpeechOcean and Xiaomi; the adult
+subset of ../shared/data/speechocean762_adults), 4 male and 4 female adults reading accented English
+at 16 kHz, into both voices, the source voice taken as the nearest known one (as for any user's
+recording). Rows per source gender and target: accepted (share of correct transcripts the mismatch
+check lets through without --force), wrong refused (share of sources refused when given another
+clip's transcript), and the systems' columns as above, sim source being to the mean embedding of all
+that speaker's test clips. Goals (issue 17): accepted and wrong refused >= 0.95; F0 corr >= 0.7 with
+the default mode for male and female sources alike; sim target >= plain TTS - 0.05.
 Needs `pip install -e '.[eval]'`. A model folder is either a models root (with acoustic/ and
 vocoder/) or an acoustic folder (the vocoder then comes from reader.paths.models_dir()).
 """
@@ -47,7 +57,7 @@ import numpy as np
 from prosody_selection import measure  # benchmarks/ is on sys.path when run as a script
 from reader.frontend.analysis import Analyzer
 from reader.paths import data_dir, models_dir
-from reader.transfer import ProsodyTransfer, frame_f0, load_source, token_inputs, transcript_tokens
+from reader.transfer import DEFAULT_MODE, ProsodyTransfer, frame_f0, load_source, token_inputs, transcript_tokens
 from runtime.acoustic import AcousticModel
 from runtime.features import FeatureSettings, log_mel_spectrogram
 from runtime.session import SessionOptions
@@ -56,10 +66,13 @@ from common import write_results  # benchmarks/ is on sys.path when run as a scr
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CORPORA = ("ljspeech_longform", "kathleen_arctic")
+UNSEEN_CORPUS = "speechocean762_adults"  # test speakers: no model trains on them
+GOAL_ACCEPTED = GOAL_REFUSED = 0.95
 TARGET_REFERENCE_CLIPS = 20
 ESPEAK_VOICE = "en-us"
 ESPEAK_SPEAKER = "espeak-ng"
 SYSTEMS = {"plain TTS": None, "transfer": "codes", "transfer + F0": "codes+f0"}
+DEFAULT_SYSTEM = next(name for name, mode in SYSTEMS.items() if mode == DEFAULT_MODE)
 GOAL_SIMILARITY_MARGIN = 0.05
 GOAL_F0_CORRELATION = 0.7
 
@@ -71,6 +84,7 @@ class Clip:
     text: str
     path: Path
     synthetic: bool = False  # an espeak-ng rendering: a speaker no model has seen, and not a human
+    unseen: bool = False  # a real speaker no model has heard: the source voice is the nearest known one
 
 
 def corpus_clips(corpus: str, split: str) -> list[Clip]:
@@ -79,8 +93,23 @@ def corpus_clips(corpus: str, split: str) -> list[Clip]:
     for line in (data_dir() / corpus / "metadata.csv").read_text(encoding="utf-8").splitlines():
         if line.strip():
             clip_id, speaker, text = line.split("|", 2)
-            rows[clip_id] = Clip(clip_id, speaker, text, data_dir() / corpus / "wavs" / f"{clip_id}.flac")
+            rows[clip_id] = Clip(clip_id, speaker, text, data_dir() / corpus / "wavs" / f"{clip_id}.flac", unseen=corpus == UNSEEN_CORPUS)
     return [rows[i] for i in ids]
+
+
+def first_per_speaker(clips: list[Clip], limit: int) -> list[Clip]:
+    """The first `limit` clips of each speaker (all with 0), in the split's order."""
+    taken: dict[str, int] = {}
+    kept = []
+    for clip in clips:
+        if not limit or taken.get(clip.speaker, 0) < limit:
+            taken[clip.speaker] = taken.get(clip.speaker, 0) + 1
+            kept.append(clip)
+    return kept
+
+
+def speaker_genders(corpus: str) -> dict[str, str]:
+    return {name: info["gender"] for name, info in json.loads((data_dir() / corpus / "speakers.json").read_text()).items()}
 
 
 def espeak_clips(clips: list[Clip], folder: Path) -> list[Clip]:
@@ -194,6 +223,18 @@ class Source:
         return cls(clip, recording.samples, alignment.durations, f0, alignment.cost)
 
 
+def wrong_transcripts(clips: list[Clip]) -> dict[str, str]:
+    """For each clip, the transcript of the next clip (in order, wrapping) whose text differs."""
+    texts = [c.text for c in clips]
+    return {c.clip_id: next((t for t in texts[i + 1 :] + texts[:i] if t != c.text), "") for i, c in enumerate(clips)}
+
+
+def refuses(transfer: ProsodyTransfer, source: Source, text: str) -> bool:
+    """Whether the mismatch check refuses `text` as the source's transcript (analyse_source without --force)."""
+    log_mel = log_mel_spectrogram(source.samples, feature_settings(transfer.acoustic))
+    return not transfer.aligner.align(token_inputs(transcript_tokens(text, transfer.analyzer)), log_mel).matches_transcript
+
+
 def feature_settings(acoustic: AcousticModel) -> FeatureSettings:
     return FeatureSettings(sample_rate=acoustic.sample_rate, hop_length=acoustic.hop_length)
 
@@ -206,7 +247,7 @@ def evaluate_pair(models: ModelSet, measurer: ModelSet, source: Source, target: 
     clip = source.clip
     # Every transcript here is right, so the mismatch check is overridden and its refusals counted
     # (false refusals); an espeak-ng voice is no known voice: the nearest is taken.
-    known = None if clip.synthetic else clip.speaker
+    known = None if clip.synthetic or clip.unseen else clip.speaker
     prosody = transfer.analyse_source(clip.path, clip.text, source_voice=known, force=True)
     refused = float(prosody.alignment_cost > prosody.cost_threshold)
     phonemes = (prosody.inputs.symbol_ids > 1) & ~prosody.inputs.boundary_mask
@@ -328,16 +369,22 @@ def markdown(result: dict) -> str:
         difference = checks.get("leakage_minus_baseline")
         paired = f" (leakage minus baseline's per sentence: {difference['mean']}, 95 % interval {difference['ci95']})" if difference else ""
         lines.append(f"Goals (issue 6), copycat {system}: {verdicts}{paired}")
+    if "unseen_sources" in result:
+        lines += unseen_markdown(result["unseen_sources"])
     return "\n".join(lines) + "\n"
 
 
-def evaluate_sources(clips: list[Clip], model_sets: list[ModelSet], voices: list[str], similarity: SpeakerSimilarity, whisper) -> dict:
-    """Every model set on every (source clip, other voice) pair, and the source recordings themselves."""
+def evaluate_sources(
+    clips: list[Clip], model_sets: list[ModelSet], voices: list[str], similarity: SpeakerSimilarity, whisper, wrong_texts: dict[str, str] | None = None
+) -> dict:
+    """Every model set on every (source clip, other voice) pair, and the source recordings themselves;
+    with `wrong_texts`, whether the main model refuses each source given another clip's transcript."""
     main_models = model_sets[0].transfer
     pairs, recordings, costs, nearest_correct = [], [], [], 0
     for clip in clips:
         source = Source.measure(clip, model_sets[0])
         costs.append(source.alignment_cost)
+        extra = {"wrong_refused": float(refuses(main_models, source, wrong_texts[clip.clip_id]))} if wrong_texts else {}
         recording = similarity.embed(source.samples, main_models.acoustic.sample_rate)
         log_mel = log_mel_spectrogram(source.samples, feature_settings(main_models.acoustic))
         nearest = main_models.nearest_speaker(log_mel, transcript_tokens(clip.text, main_models.analyzer), source.durations)
@@ -346,12 +393,69 @@ def evaluate_sources(clips: list[Clip], model_sets: list[ModelSet], voices: list
         for target in (v for v in voices if v.lower() != clip.speaker.lower()):
             recordings.append({"sim_target": similarity.to(recording, target), "sim_source": similarity.to(recording, clip.speaker), "wer": wer})
             systems = {models.name: evaluate_pair(models, model_sets[0], source, target, similarity, whisper) for models in model_sets}
-            pairs.append({"clip": clip.clip_id, "source_speaker": clip.speaker, "target": target, "systems": systems})
+            pairs.append({"clip": clip.clip_id, "source_speaker": clip.speaker, "target": target, "systems": systems} | extra)
             print(f"{clip.clip_id} -> {target}: " + "; ".join(
                 f"{name} {system}: sim {r['sim_target']:.3f}/{r['sim_source']:.3f} f0 {r['f0_corr']:.2f}"
                 for name, rows in systems.items() for system, r in rows.items()
             ), flush=True)  # fmt: skip
     return {"pairs": pairs, "recordings": recordings, "alignment_costs": costs, "nearest_correct": nearest_correct}
+
+
+def unseen_summary(pairs: list[dict], genders: dict[str, str], model_names: list[str]) -> dict:
+    """Per source gender (male, female) and target voice: acceptance of the correct transcripts, refusal
+    of wrong ones, and each model set's systems (means over pairs)."""
+    groups = {}
+    for gender, label in (("m", "male"), ("f", "female")):
+        for target in sorted({p["target"] for p in pairs}):
+            chosen = [p for p in pairs if genders[p["source_speaker"]] == gender and p["target"] == target]
+            if chosen:
+                groups[f"{label} -> {target}"] = {
+                    "pairs": len(chosen),
+                    "speakers": len({p["source_speaker"] for p in chosen}),
+                    "accepted": round(1 - float(np.mean([p["systems"][model_names[0]]["transfer"]["refused"] for p in chosen])), 4),
+                    "wrong_refused": round(float(np.mean([p["wrong_refused"] for p in chosen])), 4),
+                    "systems": summarise(chosen, model_names),
+                }
+    return groups
+
+
+def unseen_goals(groups: dict) -> dict:
+    """Issue 17's goals, per group, for the CopyCat model's default mode (transfer + F0)."""
+    result = {}
+    for name, group in groups.items():
+        systems = group["systems"]["copycat"]
+        result[name] = {
+            f"accepted_at_least_{GOAL_ACCEPTED}": group["accepted"] >= GOAL_ACCEPTED,
+            f"wrong_refused_at_least_{GOAL_REFUSED}": group["wrong_refused"] >= GOAL_REFUSED,
+            "f0_corr_at_least_0.7": systems[DEFAULT_SYSTEM]["f0_corr"] >= GOAL_F0_CORRELATION,
+            "sim_target_within_0.05_of_plain_tts": systems[DEFAULT_SYSTEM]["sim_target"] >= systems["plain TTS"]["sim_target"] - GOAL_SIMILARITY_MARGIN,
+        }
+    return result
+
+
+def unseen_markdown(unseen: dict) -> list[str]:
+    lines = [
+        "",
+        (
+            f"Real speakers no model has heard: {unseen['sources']} speechocean762 test clips ({unseen['speakers']} speakers; Zhang et al. 2021), "
+            f"source voice the nearest known one; accepted: correct transcripts let through without --force (threshold {unseen['cost_threshold']}); "
+            "wrong refused: sources refused when given another clip's transcript."
+        ),
+        "",
+        "| source -> target | model | system | pairs | accepted | wrong refused | sim target | sim source | leakage | F0 corr | dur corr | WER |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for group_name, group in unseen["groups"].items():
+        for name, systems in group["systems"].items():
+            for system, r in systems.items():
+                lines.append(
+                    f"| {group_name} | {name} | {system} | {r['pairs']} | {group['accepted']} | {group['wrong_refused']} | {r['sim_target']} | "
+                    f"{r['sim_source']} | {r['leakage']} | {r['f0_corr']} | {r['dur_corr']} | {r['wer']} |"
+                )
+    lines.append("")
+    for group_name, checks in unseen["goals"].items():
+        lines.append(f"Goals (issue 17), {group_name}, copycat {DEFAULT_SYSTEM}: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()))
+    return lines
 
 
 def model_description(models: ModelSet) -> dict:
@@ -370,6 +474,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline-models", help="the baseline (not speaker-independent reference encoder), same forms")
     parser.add_argument("--limit", type=int, default=0, help="only the first N test clips of each speaker (0: all 50)")
     parser.add_argument("--espeak", type=int, default=0, help="also N espeak-ng readings of each speaker's test texts as sources (synthetic, unseen voice)")
+    parser.add_argument("--unseen", type=int, help="also the first N clips of each speechocean762 test speaker as sources (real, unseen voices; 0: all)")
     parser.add_argument("--out", default=str(RESULTS / "prosody_transfer"), help="output path without suffix")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -413,6 +518,21 @@ def main(argv: list[str] | None = None) -> None:
             "cost_threshold": model_sets[0].transfer.aligner.cost_threshold,
             "summary": summarise(synthetic["pairs"], ["copycat"]),
             "pairs": synthetic["pairs"],
+        }
+    if args.unseen is not None:
+        unseen_clips = first_per_speaker(corpus_clips(UNSEEN_CORPUS, "test"), args.unseen)
+        for speaker in sorted({c.speaker for c in unseen_clips}):
+            similarity.add_reference([c for c in corpus_clips(UNSEEN_CORPUS, "test") if c.speaker == speaker])
+        unseen = evaluate_sources(unseen_clips, model_sets, voices, similarity, whisper, wrong_transcripts(unseen_clips))
+        groups = unseen_summary(unseen["pairs"], speaker_genders(UNSEEN_CORPUS), [m.name for m in model_sets])
+        result["unseen_sources"] = {
+            "sources": len(unseen_clips),
+            "speakers": len({c.speaker for c in unseen_clips}),
+            "cost_threshold": main_models.transfer.aligner.cost_threshold,
+            "alignment_cost_mean": round(float(np.mean(unseen["alignment_costs"])), 3),
+            "groups": groups,
+            "goals": unseen_goals(groups),
+            "pairs": unseen["pairs"],
         }
     result["seconds"] = round(time.perf_counter() - started, 1)
     write_results(Path(args.out), result, markdown(result))
