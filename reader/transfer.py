@@ -158,9 +158,14 @@ def frame_f0(samples: np.ndarray, sample_rate: int, hop_length: int, n_frames: i
 def source_token_log_f0(recording: SourceRecording, durations: np.ndarray, hop_length: int) -> np.ndarray:
     """(tokens,) mean log F0 (Hz) over each token's frames, unvoiced frames interpolated (as the
     model's pitch targets are built); all NaN if Praat finds no voicing in the clip."""
+    return token_mean_log_f0(frame_f0(recording.samples, recording.sample_rate, hop_length, int(durations.sum())), durations)
+
+
+def token_mean_log_f0(f0: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    """(tokens,) mean log F0 over each token's frames of a (frames,) Hz track (0 = unvoiced, which is
+    interpolated); all NaN when no frame is voiced."""
     from runtime.features import continuous_log_f0
 
-    f0 = frame_f0(recording.samples, recording.sample_rate, hop_length, int(durations.sum()))
     if not np.any(f0 > 0):
         return np.full(durations.size, np.nan, np.float32)
     token_of_frame = np.repeat(np.arange(durations.size), durations)

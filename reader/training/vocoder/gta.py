@@ -7,7 +7,8 @@ recording's. Pairing the model's mel of a training clip, frame for frame, with t
 teaches the vocoder to turn the model's mels into crisp speech (the usual cure, as in Tacotron 2 and
 HiFi-GAN's fine-tuning). The model renders each clip as it transfers a speaker onto itself: the
 recording's phoneme durations (runtime aligner), its utterance embedding and CopyCat codes, and its
-own per-phoneme F0, so the mel's frames line up with the recording's and its pitch is the recording's.
+own per-phoneme F0 (taken as the acoustic model's training features take it, not as transfer does for
+unknown voices), so the mel's frames line up with the recording's and its pitch is the recording's.
 
 Rerun this after the acoustic model changes: the mels are cached under
 cache_dir()/vocoder/gta/<text_to_mel sha256 prefix>/<corpus>/<id>.npy, so a new model gets new mels
@@ -55,19 +56,21 @@ class TeacherForcedMels:
 
     def render(self, utterance: Utterance) -> np.ndarray:
         """(frames, n_mels), frames = runtime.features' frame count of the recording."""
-        from reader.transfer import load_source, source_token_log_f0, token_inputs, transcript_tokens
+        from reader.training.acoustic.data import extract_features
+        from reader.transfer import load_source, token_inputs, token_mean_log_f0, transcript_tokens
         from runtime.features import FeatureSettings, log_mel_spectrogram
 
+        settings = FeatureSettings(sample_rate=self.acoustic.sample_rate, hop_length=self.acoustic.hop_length)
         recording = load_source(utterance.audio_path, self.acoustic.sample_rate)
         inputs = transcript_tokens(utterance.text, self.transfer.analyzer)
-        log_mel = log_mel_spectrogram(recording.samples, FeatureSettings(sample_rate=self.acoustic.sample_rate, hop_length=self.acoustic.hop_length))
+        log_mel = log_mel_spectrogram(recording.samples, settings)
         alignment = self.transfer.aligner.align(token_inputs(inputs), log_mel)
         if not np.isfinite(alignment.cost):
             raise ReaderError(f"{utterance.audio_path}: too short for its transcript")
         speaker = self.acoustic.speaker(utterance.speaker)
         (embedding,) = self.acoustic.encoder("utterance_encoder").run(None, {"log_mel": log_mel[None].astype(np.float32)})
         codes = self.transfer.codes(log_mel, inputs, speaker, alignment.durations)
-        log_f0 = source_token_log_f0(recording, alignment.durations, self.acoustic.hop_length)
+        log_f0 = token_mean_log_f0(extract_features(recording.samples, recording.sample_rate, settings).f0_hz, alignment.durations)
         f0 = None if np.isnan(log_f0).any() else np.exp(log_f0)
         output = self.acoustic.synthesize(
             token_inputs(inputs), speaker, embedding[0], duration_override=alignment.durations.astype(np.float32), prosody_codes=codes, f0_override=f0
