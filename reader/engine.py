@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterable, AsyncIterator, Iterable, Iterator
 
@@ -130,8 +130,12 @@ class Reader:
             self.speaker = self.acoustic.speaker(voice or DEFAULT_VOICE)
         except (RuntimeModelError, UnknownVoiceError) as exc:
             raise as_reader_error(exc) from None
-        if self.vocoder.spec.features.sample_rate != self.acoustic.sample_rate:
-            raise ModelError(f"vocoder ({self.vocoder.spec.features.sample_rate} Hz) and acoustic model ({self.acoustic.sample_rate} Hz) do not match")
+        acoustic_features = {k: v for k, v in self.acoustic.manifest.get("features", {}).items() if k in asdict(self.vocoder.spec.features)}
+        if acoustic_features != asdict(self.vocoder.spec.features):
+            raise ModelError(
+                f"the vocoder ({folder / 'vocoder'}) was made for other features than the acoustic model ({folder / 'acoustic'}): "
+                f"{asdict(self.vocoder.spec.features)} vs {acoustic_features}"
+            )
         self.analyzer = Analyzer(parser=parser, lexicon=lexicon)
         # Per-sentence acoustic embedding (reader.prosody_selection).
         self.prosody = ProsodySelector.load(prosody or DEFAULT_SELECTOR, folder, self.acoustic, self.speaker, required=prosody is not None)

@@ -1,6 +1,7 @@
 """The Python API (`from reader import Reader`): timings, streams, rendering, cancellation, concurrency."""
 
 import asyncio
+import json
 import re
 import shutil
 import subprocess
@@ -307,3 +308,14 @@ def test_manifests_of_every_model_kind_list_their_files_with_bytes_and_sha256():
             assert all(entry.bytes for entry in manifest.files.values()), name
     acoustic = read_manifest(models_dir() / "acoustic", "acoustic", ACOUSTIC_FORMAT_VERSION)
     assert {"text_to_mel", "aligner"} <= set(acoustic.files)  # the aligner ships in the acoustic model
+
+
+def test_a_vocoder_for_other_features_than_the_acoustic_model_is_refused(models_copy):
+    manifest_path = models_copy / "acoustic" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["features"]["f_max"] = 11025.0  # an acoustic model made for another mel band
+    manifest_path.unlink()
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ModelError, match=r"vocoder .* was made for other features than the acoustic model") as error:
+        Reader(models=models_copy)
+    assert "\n" not in str(error.value)
