@@ -26,10 +26,15 @@ import onnxruntime as ort
 import soundfile as sf
 import soxr
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from reader.paths import data_dir  # noqa: E402
+
 DNSMOS_RATE = 16000
 DNSMOS_WINDOW = 144160  # 9.01 s at 16 kHz
 WHISPER_RATE = 16000
-SHARED_MODELS = Path(__file__).resolve().parent.parent.parent / "shared" / "models"
+# The evaluation models lie beside the speech data (../shared/models), wherever READER_DATA_DIR puts it.
+SHARED_MODELS = data_dir().parent / "models"
 
 
 def normalise_words(text: str) -> str:

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     vocoder = Vocoder.load(folder, SessionOptions(intra_op_threads=1, inter_op_threads=1))
     manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
     transcriber = Transcriber(threads=1)
-    dnsmos = Dnsmos(data_dir().parent / "models" / "dnsmos" / "sig_bak_ovr.onnx")  # beside the data
+    dnsmos = Dnsmos()
     settings = FeatureSettings()
 
     def transcribe(audio: np.ndarray) -> str:

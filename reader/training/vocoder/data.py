@@ -94,8 +94,9 @@ def load_clip(utterance: Utterance, settings: FeatureSettings = FeatureSettings(
     return Clip(utterance.utterance_id, audio, log_mel)
 
 
-def with_training_pairs(clip: Clip, utterance: Utterance, config: DataConfig, gta_folder) -> Clip | None:
-    """The clip with its configured target audio and teacher-forced mel; None (with a message) if missing."""
+def with_training_pairs(clip: Clip, utterance: Utterance, config: DataConfig, gta_folder: Path | None) -> Clip | None:
+    """The clip with its configured target audio and teacher-forced mel; None if either is missing
+    (load_clips counts those and says so once)."""
     from .gta import gta_path
     from .teacher import read_label
 

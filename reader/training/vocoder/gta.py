@@ -18,6 +18,7 @@ and the vocoder's fine-tune (configs/vocoder_distill.toml) picks them up.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -31,8 +32,6 @@ from reader.training.acoustic.data import Utterance, read_manifest
 
 
 def gta_folder(models: Path) -> Path:
-    import json
-
     manifest = json.loads((models / "acoustic" / "manifest.json").read_text(encoding="utf-8"))
     return cache_dir() / "vocoder" / "gta" / manifest["files"]["text_to_mel"]["sha256"][:16]
 
