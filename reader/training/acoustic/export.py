@@ -80,9 +80,12 @@ class CopyCatGraph(nn.Module):
 
 class AlignerGraph(nn.Module):
     """Token features + a recording's log-mel -> (1, T, N) alignment log-probabilities (the trained soft
-    alignment plus its beta-binomial prior), for forced alignment of real recordings at run time."""
+    alignment plus its beta-binomial prior), for forced alignment of real recordings at run time.
 
-    def __init__(self, model: AcousticModel):
+    `model` is anything with the AcousticModel's `embedding` (TokenEmbedding) and `aligner` (Aligner):
+    the AcousticModel itself, or aligner_finetune's AlignerModel rebuilt from an exported aligner."""
+
+    def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
@@ -154,12 +157,20 @@ def export_onnx(model: AcousticModel, out_dir: Path) -> dict[str, Path]:
             {**{k: v for k, v in token_axes.items() if k in COPYCAT_INPUTS}, "log_mel": {1: "frames"}, "prosody_codes": {1: "tokens"}},
             paths["copycat_encoder"],
         )  # fmt: skip
-        _export(
-            AlignerGraph(model), inputs, ALIGNER_INPUTS, ALIGNER_OUTPUTS,
-            {**{k: v for k, v in token_axes.items() if k in ALIGNER_INPUTS}, "log_mel": {1: "frames"}, **{name: {1: "frames", 2: "tokens"} for name in ALIGNER_OUTPUTS}},
-            paths["aligner"],
-        )  # fmt: skip
+    export_aligner(model, paths["aligner"])
     return paths
+
+
+def export_aligner(model: nn.Module, path: Path, n_mels: int | None = None) -> Path:
+    """aligner.onnx alone, from anything AlignerGraph takes (an AcousticModel or an AlignerModel)."""
+    generator = torch.Generator().manual_seed(0)
+    n_mels = n_mels or model.config.n_mels
+    inputs = {name: torch.randint(1, 4, (1, 12), generator=generator) for name in TOKEN_INPUTS}
+    inputs["log_mel"] = torch.randn(1, 60, n_mels, generator=generator)
+    dynamic_axes = {**{name: {1: "tokens"} for name in TOKEN_INPUTS}, "log_mel": {1: "frames"}, **{name: {1: "frames", 2: "tokens"} for name in ALIGNER_OUTPUTS}}
+    with torch.no_grad():
+        _export(AlignerGraph(model), inputs, ALIGNER_INPUTS, ALIGNER_OUTPUTS, dynamic_axes, path)
+    return path
 
 
 @torch.no_grad()
@@ -185,16 +196,18 @@ def mismatch_threshold(matched: np.ndarray, mismatched: np.ndarray) -> float:
     return float(candidates[errors == errors.min()].max())
 
 
-def calibrate_aligner(aligner_path: Path, state: dict) -> dict:
+def calibrate_aligner(aligner_path: Path, data_config: DataConfig) -> dict:
     """The manifest's `aligner` section: the transcript-mismatch threshold on the runtime's alignment cost,
-    calibrated on the valid clips of every speaker, each aligned (with the exported graph, as the
-    runtime does) to its own transcript and to the transcript of the speaker's next valid clip."""
+    calibrated on the valid clips of every configured corpus, each aligned (with the exported graph, as
+    the runtime does) to its own transcript and to the transcript of the corpus's next valid clip with
+    other words (for a one-speaker corpus, the speaker's next clip)."""
     from reader.frontend.analysis import Analyzer
     from runtime.aligner import alignment_of
     from runtime.session import SessionOptions, load_session
 
-    data_config = DataConfig(**state["config"]["data"])
-    examples = build_examples(read_manifest(data_config, "valid"), state["speakers"], Analyzer(), FeatureCache(), data_config)
+    utterances = read_manifest(data_config, "valid")
+    speakers = sorted({u.speaker for u in utterances})
+    examples = build_examples(utterances, speakers, Analyzer(), FeatureCache(), data_config)
     session = load_session(aligner_path, SessionOptions(intra_op_threads=1, inter_op_threads=1))
 
     def cost(inputs, log_mel: np.ndarray) -> float:
@@ -204,11 +217,15 @@ def calibrate_aligner(aligner_path: Path, state: dict) -> dict:
         return alignment_of(log_probs[0], cost_threshold=float("nan")).cost
 
     matched, mismatched = [], []
-    for speaker in state["speakers"]:
-        clips = [e for e in examples if e.utterance.speaker == speaker]
+    for corpus in data_config.corpora:
+        clips = [e for e in examples if e.utterance.corpus == corpus]
         for i, example in enumerate(clips if len(clips) > 1 else []):
+            others = clips[i + 1 :] + clips[:i]
+            other = next((o for o in others if o.utterance.text != example.utterance.text), None)
+            if other is None:
+                continue
             matched.append(cost(example.inputs, example.features.log_mel))
-            mismatched.append(cost(clips[(i + 1) % len(clips)].inputs, example.features.log_mel))
+            mismatched.append(cost(other.inputs, example.features.log_mel))
     matched, mismatched = np.asarray(matched), np.asarray(mismatched)
     threshold = mismatch_threshold(matched, mismatched)
     spread = lambda costs: [round(float(np.min(costs)), 4), round(float(np.median(costs)), 4), round(float(np.max(costs)), 4)]  # noqa: E731
@@ -217,8 +234,9 @@ def calibrate_aligner(aligner_path: Path, state: dict) -> dict:
         "cost": "mean over frames of max_n log p(frame, n) - log p(frame, token on the monotonic path), prior included (runtime/aligner.py); above the threshold the transcript is taken not to match",
         "calibration": {
             "split": "valid",
+            "corpora": list(data_config.corpora),
             "clips": int(matched.size),
-            "mismatched_transcript": "the speaker's next valid clip's transcript",
+            "mismatched_transcript": "the transcript of the corpus's next valid clip with other words",
             "matched_cost_min_median_max": spread(matched),
             "mismatched_cost_min_median_max": spread(mismatched),
             "matched_accepted": round(float(np.mean(matched <= threshold)), 4),
@@ -242,7 +260,7 @@ def write_manifest(model: AcousticModel, state: dict, paths: dict[str, Path], ou
         "prosody_code_dim": model.config.prosody_code_dim,
         "normalisation": state["stats"] | {"log_mel_mean": None},
         "io": INPUT_CONVENTIONS,
-        "aligner": calibrate_aligner(paths["aligner"], state),
+        "aligner": calibrate_aligner(paths["aligner"], DataConfig(**data_config)),
         "files": {
             name: {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
             for name, path in paths.items()
