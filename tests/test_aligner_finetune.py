@@ -98,3 +98,12 @@ def test_losses_train_on_two_tiny_clips():
         total.backward()
         optimiser.step()
     assert float(total.detach()) < first
+
+
+def test_augmentation_keeps_shape_and_range():
+    from reader.training.acoustic.aligner_finetune import FinetuneConfig, augment
+
+    clip = tiny_clip(10, 60, seed=5)
+    out = augment(np.clip(clip.log_mel, -11.5, 2.0), FinetuneConfig(augment_probability=1.0), np.random.default_rng(0))
+    assert out.shape == clip.log_mel.shape and out.dtype == np.float32 and np.all(np.isfinite(out))
+    assert out.min() >= -9.0 - 1e-4  # the noise floor lifts the quietest bins

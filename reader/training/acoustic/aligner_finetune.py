@@ -71,6 +71,14 @@ class FinetuneConfig:
     # Train speakers left out of training, as a development set of voices the fine-tune never heard
     # (their train clips, each aligned to its own and to the speaker's next clip's transcript).
     holdout_speakers: list[str] = field(default_factory=list)
+    # Augmentation of training clips towards other voices and rooms (0: none): a gain (log-mel offset,
+    # uniform in +-augment_gain nats), a warp of the mel axis (vocal-tract length, factor uniform in
+    # 1 +- augment_warp) and a noise floor added to the magnitudes (log of it uniform between
+    # augment_noise_floor and that + 3), each clip with probability augment_probability.
+    augment_probability: float = 0.0
+    augment_gain: float = 0.5
+    augment_warp: float = 0.1
+    augment_noise_floor: float = -9.0
     max_frames_per_batch: int = 4000
     max_frames_per_utterance: int = 1100
     corpus_weights: dict[str, float] = field(default_factory=dict)  # batches drawn per corpus in proportion; empty: by clip count
@@ -236,6 +244,20 @@ def load_clips(config: FinetuneConfig, split: str, cache: ClipCache, holdout: bo
     return clips
 
 
+def augment(log_mel: np.ndarray, config: FinetuneConfig, rng: np.random.Generator) -> np.ndarray:
+    """A training clip's log-mel as another voice in another room might give it (see FinetuneConfig)."""
+    n_mels = log_mel.shape[1]
+    warp = 1 + rng.uniform(-config.augment_warp, config.augment_warp)
+    source_bins = np.clip(np.arange(n_mels) / warp, 0, n_mels - 1)
+    low = np.floor(source_bins).astype(int)
+    high = np.minimum(low + 1, n_mels - 1)
+    weight = (source_bins - low).astype(np.float32)
+    warped = log_mel[:, low] * (1 - weight) + log_mel[:, high] * weight
+    noise = rng.uniform(config.augment_noise_floor, config.augment_noise_floor + 3)
+    gain = rng.uniform(-config.augment_gain, config.augment_gain)
+    return (np.logaddexp(warped + gain, noise)).astype(np.float32)
+
+
 def collate(clips: list[Clip]) -> dict[str, torch.Tensor]:
     max_tokens = max(len(c.tokens["symbol_ids"]) for c in clips)
     max_frames = max(c.n_frames for c in clips)
@@ -339,6 +361,7 @@ def separation_report(costs: dict[str, np.ndarray], extra: dict[str, np.ndarray]
         report[corpus] = {
             "accepted": round(float(np.mean(c[:, 0] <= threshold)), 3), "refused": round(float(np.mean(c[:, 1] > threshold)), 3),
             "matched_median": round(float(np.median(c[:, 0])), 3), "mismatched_median": round(float(np.median(c[:, 1])), 3),
+            "auc": round(float(np.mean(c[:, 1][None, :] > c[:, 0][:, None])), 4),  # P(a wrong transcript costs more than a right one)
         }  # fmt: skip
     return report
 
@@ -433,7 +456,10 @@ def train(config: FinetuneConfig, log=print) -> Path:
             batches, position = corpus_batches(train_clips, config, rng), 0
         model.train()
         contrast = (config.contrast_threshold, config.contrast_margin) if config.contrast_weight else None
-        losses = alignment_losses(model, collate(batches[position]), contrast)
+        batch_clips = batches[position]
+        if config.augment_probability:
+            batch_clips = [Clip(c.utterance, c.tokens, augment(c.log_mel, config, rng)) if rng.random() < config.augment_probability else c for c in batch_clips]
+        losses = alignment_losses(model, collate(batch_clips), contrast)
         position += 1
         total = losses["forward_sum"] + config.binarisation_weight * losses["binarisation"] + config.contrast_weight * losses.get("contrast", 0.0)
         optimiser.zero_grad()
