@@ -20,7 +20,7 @@ folder (vocoder.onnx + manifest) in place of the shipped one, e.g. a candidate b
 
 Scores of each system are cached (cache_dir()/benchmarks/naturalness/) under a key made of the
 system, the clips, and the model files it depends on (none for the recordings and Piper, the vocoder
-for copy synthesis, all shipped models for the engine), so a rerun after a new vocoder scores only
+for copy synthesis, all shipped models and the default prosody mode for the engine), so a rerun after a new vocoder scores only
 what changed; `--fresh` ignores the cache. RTFs come from the run that made the scores.
 """
 
@@ -169,8 +169,13 @@ CACHE_VERSION = 1
 def cache_key(system: str, models: Path, clips: list) -> str:
     """What a system's scores depend on: its models' manifests (which hold their files' hashes) and the clips."""
     depends = {"vocoder_copy": ["vocoder"], "engine": sorted(p.name for p in models.iterdir() if (p / "manifest.json").is_file())}.get(system, [])
+    from reader.prosody_prediction import DEFAULT_PROSODY
+
     manifests = [(models / name / "manifest.json").read_text(encoding="utf-8") for name in depends]
-    description = json.dumps({"v": CACHE_VERSION, "system": system, "clips": [c[1] for c in clips], "models": manifests}, sort_keys=True)
+    description = {"v": CACHE_VERSION, "system": system, "clips": [c[1] for c in clips], "models": manifests}
+    if system == "engine":  # it reads with the default prosody mode
+        description["prosody"] = DEFAULT_PROSODY
+    description = json.dumps(description, sort_keys=True)
     return hashlib.sha256(description.encode()).hexdigest()[:16]
 
 

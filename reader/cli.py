@@ -12,7 +12,8 @@ from asyncio import CancelledError
 from typing import Sequence, TextIO
 
 from .errors import ReaderError, as_reader_error
-from .prosody_selection import DEFAULT_SELECTOR, SELECTORS
+from .prosody_prediction import DEFAULT_PROSODY, PROSODY_MODES
+from .prosody_selection import SELECTORS
 from .transfer import DEFAULT_MODE, MODES
 
 ANALYSIS_SCHEMA_VERSION = 1
@@ -263,7 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
         speak.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the models run")
         speak.add_argument("--parser", choices=["spacy", "stanza"], default="spacy", help="syntactic parser backend")
         speak.add_argument("--lexicon", help="user pronunciation lexicon")
-        speak.add_argument("--prosody", choices=SELECTORS, help=f"how each sentence's acoustic embedding is chosen (default: {DEFAULT_SELECTOR})")
+        speak.add_argument(
+            "--prosody", choices=PROSODY_MODES,
+            help=f"how each sentence's prosody is chosen: an acoustic-embedding selector, or 'predicted' from syntax and context (default: {DEFAULT_PROSODY})",
+        )  # fmt: skip
         if name == "render":
             speak.add_argument("--format", help="audiobook chapter files: flac (default), wav, ogg, opus or mp3")
             speak.add_argument("--jobs", type=int, default=1, help="audiobook chapters rendered in parallel processes")

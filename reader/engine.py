@@ -25,7 +25,8 @@ from .model_inputs import sentence_to_inputs
 from .models import check_models, reading_models
 from .paths import models_dir
 from .frontend.prosody import BreakLevel
-from .prosody_selection import DEFAULT_SELECTOR, SELECTORS, ProsodySelector, Selection
+from .prosody_prediction import DEFAULT_PROSODY, PREDICTED, PROSODY_MODES, SentenceCodes
+from .prosody_selection import ProsodySelector, Selection
 
 if TYPE_CHECKING:
     from .transfer import ProsodyTransfer
@@ -104,10 +105,11 @@ class Reader:
         voice: a name from `voices()` (default "lj"); speed: 0.25-4 (1 = the voice's own pace);
         device: "cpu" or "cuda"; parser: "spacy" or "stanza"; lexicon: a user lexicon file;
         threads: onnxruntime threads per model (0 = onnxruntime's choice); models: the model folder
-        (default: the shipped models, or $READER_MODELS_DIR); prosody: how each sentence's prosody
-        embedding is chosen, one of reader.prosody_selection.SELECTORS (default: DEFAULT_SELECTOR;
-        a selector named here whose bank or encoder is unusable is a ModelError, the default falls back
-        to the centroid).
+        (default: the shipped models, or $READER_MODELS_DIR); prosody: how each sentence's prosody is
+        chosen, one of reader.prosody_prediction.PROSODY_MODES: an acoustic-embedding selector
+        (reader.prosody_selection) or "predicted" (phoneme-level codes from the linguistic code
+        predictor, reader.prosody_prediction) (default: DEFAULT_PROSODY; a mode named here whose
+        models are unusable is a ModelError, the default falls back with a warning).
         Raises ReaderError for a bad setting and ModelError for a missing or corrupt model: every model
         a reading uses is checked against its manifest here (reader.models).
         """
@@ -118,8 +120,8 @@ class Reader:
 
         if not 0.25 <= speed <= 4.0:
             raise ReaderError(f"speed {speed} is out of range: use a value between 0.25 and 4")
-        if prosody is not None and prosody not in SELECTORS:
-            raise ReaderError(f"unknown prosody selector {prosody!r}: use one of {', '.join(SELECTORS)}")
+        if prosody is not None and prosody not in PROSODY_MODES:
+            raise ReaderError(f"unknown prosody mode {prosody!r}: use one of {', '.join(PROSODY_MODES)}")
         self.speed = speed
         folder = models or models_dir()
         check_models(reading_models(folder))
@@ -137,8 +139,13 @@ class Reader:
                 f"{asdict(self.vocoder.spec.features)} vs {acoustic_features}"
             )
         self.analyzer = Analyzer(parser=parser, lexicon=lexicon)
-        # Per-sentence acoustic embedding (reader.prosody_selection).
-        self.prosody = ProsodySelector.load(prosody or DEFAULT_SELECTOR, folder, self.acoustic, self.speaker, required=prosody is not None)
+        # Per-sentence acoustic embedding (reader.prosody_selection): predicted prosody reads with the
+        # centroid and puts the sentence's melody in its phoneme-level codes instead.
+        mode = self.prosody_mode = prosody or DEFAULT_PROSODY
+        selector = "centroid" if mode == PREDICTED else mode
+        self.prosody = ProsodySelector.load(selector, folder, self.acoustic, self.speaker, required=prosody is not None)
+        text_to_mel_sha256 = self.acoustic.manifest["files"]["text_to_mel"]["sha256"]
+        self.predicted = SentenceCodes.load(folder, text_to_mel_sha256, required=prosody == PREDICTED) if mode == PREDICTED else None
 
     @property
     def sample_rate(self) -> int:
@@ -164,10 +171,11 @@ class Reader:
             pause_frames[np.flatnonzero(boundary)[-1]] = round(FINAL_PAUSE_SECONDS[final] * frames_per_second)
         tokens = TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
         embedding = (selection or self.prosody.select(sentence)).embedding
+        codes = self.predicted.codes(sentence, self.speaker.id) if self.predicted is not None else None
         word_spans = np.array([(w.start, w.end) for w in sentence.words], np.int64).reshape(-1, 2)
         return SynthesisRequest(
             tokens, inputs.word_indices, levels, pause_frames, self.speaker, embedding, self.speed, sentence,
-            word_spans=word_spans, char_span=(sentence.start, sentence.end), text=sentence.text,
+            word_spans=word_spans, char_span=(sentence.start, sentence.end), text=sentence.text, prosody_codes=codes,
         )  # fmt: skip
 
     def sentences(self, text: str | Document, quick_start: bool = False) -> Iterator[PlannedSentence]:

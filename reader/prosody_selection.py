@@ -177,6 +177,25 @@ class SentenceEncoder:
             pooled.append(hidden[:, 0] if pooling == "cls" else (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1.0))
         return unit(np.concatenate(pooled)) if pooled else np.zeros((0, 384), np.float32)
 
+    def word_vectors(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """(len(spans), 384) contextual vectors of the words at character `spans` of `text`: the mean of
+        the last hidden states of the word pieces that overlap each span (zeros where none does, e.g.
+        past the truncation limit)."""
+        encoding = self.tokenizer.encode(text)
+        feeds = {
+            name: np.array([getattr(encoding, attribute)], np.int64)
+            for name, attribute in (("input_ids", "ids"), ("attention_mask", "attention_mask"), ("token_type_ids", "type_ids"))
+        }
+        (hidden,) = self.session.run(None, feeds)
+        offsets = np.array(encoding.offsets, np.int64).reshape(-1, 2)
+        real = offsets[:, 1] > offsets[:, 0]  # [CLS], [SEP] have empty offsets
+        vectors = np.zeros((len(spans), hidden.shape[-1]), np.float32)
+        for i, (start, end) in enumerate(spans):
+            pieces = real & (offsets[:, 0] < end) & (offsets[:, 1] > start)
+            if pieces.any():
+                vectors[i] = hidden[0, pieces].mean(0)
+        return vectors
+
 
 @dataclass(frozen=True)
 class BankUtterance:

@@ -270,7 +270,7 @@ def test_a_corrupt_g2p_model_fails_when_the_reader_starts(models_copy):
 
 
 def test_a_named_prosody_mode_with_a_broken_model_is_an_error_and_the_default_still_reads(models_copy):
-    from reader.prosody_selection import DEFAULT_SELECTOR
+    from reader.prosody_prediction import DEFAULT_PROSODY
 
     corrupt(models_copy / "bert" / "sentence_encoder.onnx")
     with pytest.raises(ModelError, match=r"prosody bert: BERT sentence encoder unusable .*sentence_encoder\.onnx"):
@@ -278,19 +278,19 @@ def test_a_named_prosody_mode_with_a_broken_model_is_an_error_and_the_default_st
     corrupt(models_copy / "prosody_bank" / "acoustic_embeddings.npy")
     with pytest.raises(ModelError, match=r"prosody syntactic: prosody bank unusable .*acoustic_embeddings\.npy"):
         Reader(models=models_copy, prosody="syntactic")
-    assert Reader(models=models_copy, threads=1).prosody.method == DEFAULT_SELECTOR == "centroid"
+    assert Reader(models=models_copy, threads=1).prosody_mode == DEFAULT_PROSODY
 
 
 def test_one_prosody_default_for_the_api_the_command_line_and_audiobooks(reader):
     from reader.audiobook import RenderOptions
     from reader.cli import build_parser
-    from reader.prosody_selection import DEFAULT_SELECTOR
+    from reader.prosody_prediction import DEFAULT_PROSODY
 
-    # None everywhere means "the Reader's default", which is DEFAULT_SELECTOR
+    # None everywhere means "the Reader's default", which is DEFAULT_PROSODY
     assert RenderOptions().prosody is None
     for command in ("play", "render"):
         assert build_parser().parse_args([command, "in.txt", "-o", "out.wav"]).prosody is None
-    assert reader.prosody.method == DEFAULT_SELECTOR
+    assert reader.prosody_mode == DEFAULT_PROSODY
 
 
 def test_manifests_of_every_model_kind_list_their_files_with_bytes_and_sha256():

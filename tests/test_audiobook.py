@@ -312,17 +312,17 @@ def test_command_line_overwrite_flag_and_refusal(book_path, tmp_path):
 
 def test_work_keys_see_the_default_prosody_by_name_and_ignore_python_caches(tmp_path, monkeypatch):
     from reader.audiobook import fingerprint
-    from reader.prosody_selection import DEFAULT_SELECTOR
+    from reader.prosody_prediction import DEFAULT_PROSODY
 
     models = tmp_path / "models"
     shutil.copytree(ROOT / "exported_models", models, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setenv("READER_MODELS_DIR", str(models))
     before = fingerprint(RenderOptions())
-    assert fingerprint(RenderOptions(prosody=DEFAULT_SELECTOR)) == before
+    assert fingerprint(RenderOptions(prosody=DEFAULT_PROSODY)) == before
     (models / "__pycache__").mkdir()
     (models / "__pycache__" / "__init__.cpython-399.pyc").write_bytes(b"cache")
     assert fingerprint(RenderOptions()) == before
-    assert fingerprint(RenderOptions(prosody="syntactic")) != before
+    assert fingerprint(RenderOptions(prosody="syntactic" if DEFAULT_PROSODY != "syntactic" else "centroid")) != before
 
 
 def test_a_chapter_file_finished_just_before_an_interruption_counts_as_the_renders_own(reference, book_path, tmp_path):

@@ -33,10 +33,10 @@ def fingerprint(options: RenderOptions) -> str:
     from ..paths import config_dir
     from ..frontend.pronounce import DEFAULT_LEXICON_NAME
     from ..frontend.prosody import BREAK_MODEL_PATH
-    from ..prosody_selection import DEFAULT_SELECTOR
+    from ..prosody_prediction import DEFAULT_PROSODY
 
     # The lexicon counts by its content, not where it lies; the default prosody by what it is.
-    resolved = replace(options, lexicon=None, prosody=options.prosody or DEFAULT_SELECTOR)
+    resolved = replace(options, lexicon=None, prosody=options.prosody or DEFAULT_PROSODY)
     digest = hashlib.sha256(json.dumps([WORK_FORMAT_VERSION, __version__, asdict(resolved)]).encode())
     lexicon = Path(options.lexicon) if options.lexicon else config_dir() / DEFAULT_LEXICON_NAME
     folder = models_dir()

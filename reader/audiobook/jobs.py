@@ -28,7 +28,7 @@ class RenderOptions:
     device: str = "cpu"
     parser: str = "spacy"
     lexicon: str | None = None
-    prosody: str | None = None  # None: the Reader's default (reader.prosody_selection.DEFAULT_SELECTOR)
+    prosody: str | None = None  # None: the Reader's default (reader.prosody_prediction.DEFAULT_PROSODY)
     segment_sentences: int = SEGMENT_SENTENCES
 
     def make_reader(self):

@@ -1,0 +1,1 @@
+"""Training of the linguistic prosody-code predictor (reader.prosody_prediction)."""

@@ -1,0 +1,153 @@
+"""Training examples of the code predictor: each clip's linguistic inputs and its recorded prosody codes.
+
+    python -m reader.training.code_predictor.data [--models DIR]   (builds the cache; train.py calls it too)
+
+The target of a clip is what the shipped acoustic model's CopyCat encoder reads from its recording (the
+posterior means, with the runtime aligner's durations), computed as the speaker transferring onto
+itself: the codes the decoder follows closely (log-F0 r 0.83 on LJ). Inputs are built by
+reader.prosody_prediction from the front end's analysis of the transcript, exactly as the engine
+builds them for a sentence it reads. Cached per acoustic model under
+cache_dir()/code_predictor/examples/<text_to_mel sha256 prefix>/<corpus>/<id>.npz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reader.errors import ReaderError
+from reader.paths import cache_dir, models_dir
+from reader.prosody_prediction import FEATURE_SETS, PredictorInputs, predictor_inputs, sentence_word_vectors
+from reader.training.acoustic.data import DataConfig as CorpusConfig
+from reader.training.acoustic.data import Utterance, read_manifest
+
+CORPORA = ["ljspeech_longform", "kathleen_arctic"]
+INPUT_FIELDS = ("symbol_ids", "stress_ids", "word_position_ids", "break_ids", "position", "syntax", "bert")
+
+
+@dataclass(frozen=True)
+class ClipExample:
+    utterance: Utterance
+    speaker_id: int
+    inputs: dict[str, PredictorInputs]  # per feature set
+    codes: np.ndarray  # (N, code_dim) float32: the recording's CopyCat codes
+    durations: np.ndarray  # (N,) int64 frames: the runtime aligner's, of the recording
+
+
+def acoustic_key(models: Path) -> str:
+    manifest = json.loads((models / "acoustic" / "manifest.json").read_text(encoding="utf-8"))
+    return manifest["files"]["text_to_mel"]["sha256"]
+
+
+def examples_folder(models: Path) -> Path:
+    return cache_dir() / "code_predictor" / "examples" / acoustic_key(models)[:16]
+
+
+class ExampleBuilder:
+    """Analyses, aligns and encodes clips with the shipped front end and acoustic model (ONNX)."""
+
+    def __init__(self, models: Path, threads: int = 1) -> None:
+        from reader.frontend.analysis import Analyzer
+        from reader.prosody_selection import SentenceEncoder
+        from reader.transfer import ProsodyTransfer
+        from runtime.acoustic import AcousticModel
+        from runtime.session import SessionOptions
+
+        self.acoustic = AcousticModel.load(models / "acoustic", SessionOptions(intra_op_threads=threads, inter_op_threads=1))
+        self.analyzer = Analyzer()
+        self.transfer = ProsodyTransfer(self.acoustic, self.analyzer)
+        self.encoder = SentenceEncoder.load(models / "bert", threads=threads)
+
+    def build(self, utterance: Utterance) -> dict[str, np.ndarray]:
+        """The arrays of one clip's npz (see load_example)."""
+        from reader.model_inputs import sentences_to_inputs
+        from reader.transfer import load_source, token_inputs
+        from runtime.features import FeatureSettings, log_mel_spectrogram
+
+        sentences = self.analyzer.analyze_text(utterance.text).sentences
+        inputs = sentences_to_inputs(sentences)
+        if not np.any(~inputs.boundary_mask[1:]):
+            raise ReaderError("nothing speakable in the transcript")
+        recording = load_source(utterance.audio_path, self.acoustic.sample_rate)
+        log_mel = log_mel_spectrogram(recording.samples, FeatureSettings(sample_rate=self.acoustic.sample_rate, hop_length=self.acoustic.hop_length))
+        alignment = self.transfer.aligner.align(token_inputs(inputs), log_mel)
+        if not np.isfinite(alignment.cost):
+            raise ReaderError("too short for its transcript")
+        speaker = self.acoustic.speaker(utterance.speaker)
+        arrays = {
+            "speaker_id": np.int64(speaker.id),
+            "codes": self.transfer.codes(log_mel, inputs, speaker, alignment.durations).astype(np.float32),
+            "durations": alignment.durations.astype(np.int64),
+        }
+        vectors = sentence_word_vectors(self.encoder, sentences)
+        for feature_set in ("phonemes", "syntax+bert"):  # the other two sets are these with inputs zeroed
+            features = predictor_inputs(sentences, feature_set, vectors)
+            arrays |= {f"{feature_set}/{name}": getattr(features, name) for name in INPUT_FIELDS}
+        return arrays
+
+
+def example_path(folder: Path, utterance: Utterance) -> Path:
+    return folder / utterance.corpus / f"{utterance.utterance_id}.npz"
+
+
+def load_example(path: Path, utterance: Utterance) -> ClipExample:
+    with np.load(path) as data:
+        full = {name: data[f"syntax+bert/{name}"] for name in INPUT_FIELDS}
+        plain = {name: data[f"phonemes/{name}"] for name in INPUT_FIELDS}
+        codes, durations, speaker_id = data["codes"], data["durations"], int(data["speaker_id"])
+    zeros = {name: np.zeros_like(full[name]) for name in ("syntax", "bert")}
+    inputs = {
+        "phonemes": PredictorInputs(**plain),
+        "syntax": PredictorInputs(**(full | {"bert": zeros["bert"]})),
+        "bert": PredictorInputs(**(plain | {"bert": full["bert"]})),
+        "syntax+bert": PredictorInputs(**full),
+    }
+    assert set(inputs) == set(FEATURE_SETS)
+    return ClipExample(utterance, speaker_id, inputs, codes, durations)
+
+
+def build_examples(models: Path, utterances: list[Utterance], builder: ExampleBuilder | None = None) -> list[ClipExample]:
+    """The clips' examples, built once and cached; clips the aligner cannot place are skipped."""
+    folder = examples_folder(models)
+    examples, started, built = [], time.monotonic(), 0
+    for utterance in utterances:
+        path = example_path(folder, utterance)
+        if not path.is_file():
+            builder = builder or ExampleBuilder(models)
+            try:
+                arrays = builder.build(utterance)
+            except ReaderError as exc:
+                print(f"skipping {utterance.utterance_id}: {exc}", file=sys.stderr)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.stem + ".partial.npz")
+            np.savez(partial, **arrays)
+            partial.replace(path)
+            built += 1
+            if built % 100 == 0:
+                print(f"{built} clips analysed in {time.monotonic() - started:.0f} s", flush=True)
+        examples.append(load_example(path, utterance))
+    return examples
+
+
+def training_utterances(split: str, corpora: list[str] = CORPORA) -> list[Utterance]:
+    return read_manifest(CorpusConfig(corpora=corpora), split)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", type=Path, default=None, help="models folder (default: the shipped one)")
+    args = parser.parse_args(argv)
+    models = args.models or models_dir()
+    for split in ("train", "valid"):
+        print(split, len(build_examples(models, training_utterances(split))), "examples in", examples_folder(models))
+
+
+if __name__ == "__main__":
+    main()
