@@ -226,7 +226,10 @@ def markdown(result: dict) -> str:
     for corpus, systems in result["long_form"].items():
         own_gap = systems[OWN]["f0_std_gap_st"]
         lines += [f"## {corpus} test ({next(iter(systems.values()))['clips']} clips)", ""]
-        lines += ["| system | log-F0 r | r gain over phonemes (± SE) | log-F0 RMSE (st) | F0 std (st) | F0-std gap (st) | closed | duration r | phone time ratio | pause F1 |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| system | log-F0 r | r gain over phonemes (± SE) | log-F0 RMSE (st) | F0 std (st) | F0-std gap (st) | closed | duration r | phone time ratio | pause F1 |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         recorded_std = next(iter(systems.values()))["recorded_f0_std_st"]
         for name, s in systems.items():
             closed = (own_gap - s["f0_std_gap_st"]) / own_gap if own_gap else np.nan

@@ -37,7 +37,13 @@ FEATURE_SETS = ("phonemes", "syntax", "bert", "syntax+bert")
 # How `--prosody` chooses each sentence's prosody: an embedding selector, or predicted codes.
 PREDICTED = "predicted"
 PROSODY_MODES = (*SELECTORS, PREDICTED)
-DEFAULT_PROSODY = "centroid"
+# Whichever measures closest to the recordings on long-form reading. Among the selectors none beats the
+# centroid (benchmarks/results/prosody_selection.md: F0-std gap, log-F0 RMSE and WER all within noise of
+# each other). Predicted codes (the shipped syntax variant) against the centroid with the acoustic
+# model's own codes, on the 50 + 50 held-out clips (benchmarks/results/prosody_prediction.md): vowel
+# log-F0 r 0.29 -> 0.37 (LJ) and 0.44 -> 0.58 (kathleen), a fifth of the F0-std gap closed, NISQA-TTS
+# level (2.27 / 2.71 -> 2.25 / 2.72), Whisper WER 0.138 -> 0.150 (LJ) and 0.075 -> 0.077.
+DEFAULT_PROSODY = PREDICTED
 POSITION_DIM = 2
 SYNTAX_DIM = 4
 BERT_DIM = 384

@@ -71,12 +71,6 @@ from .errors import ModelError
 logger = logging.getLogger(__name__)
 
 SELECTORS = ("centroid", "syntactic", "bert", "bert+syntactic")
-# Whichever measures best on long-form reading (the rule). On the 50 held-out LJ clips no
-# selector beats the centroid (benchmarks/results/prosody_selection.md): F0-std gap 1.08 st (centroid)
-# vs 1.08 syntactic, 1.05 bert, 1.12 bert+syntactic; log-F0 RMSE 5.07 vs 5.11 / 5.18 / 5.11; WER 0.100
-# vs 0.104 / 0.099 / 0.096, all within noise of each other, and no better than the bounds allow (module
-# docstring). The centroid also costs nothing per sentence. The paper's selectors stay one flag away.
-DEFAULT_SELECTOR = "centroid"
 BANK_FORMAT_VERSION = 2  # 2: every utterance names its recording session
 BERT_FORMAT_VERSION = 1
 

@@ -92,7 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ship", action="store_true", help="export to exported_models/code_predictor, the engine's predictor")
     parser.add_argument("--evidence", type=Path, default=None, help="a benchmark result (JSON) to record in the manifest")
     args = parser.parse_args(argv)
-    evidence = json.loads(args.evidence.read_text(encoding="utf-8")) if args.evidence else None
+    evidence = None
+    if args.evidence:  # the shipped variant's rows, beside the phonemes-only and the acoustic model's own
+        result = json.loads(args.evidence.read_text(encoding="utf-8"))
+        evidence = {
+            "command": result["command"],
+            "long_form": {corpus: {name: row for name, row in rows.items() if name in (args.variant, "phonemes", "acoustic model's predictor")} for corpus, rows in result["long_form"].items()},
+            "listening": result.get("listening"),
+        }
     run_dir = runs_folder() / args.variant
     if args.ship:
         print("shipped", ship(run_dir, args.variance_compensation, evidence))
