@@ -50,6 +50,12 @@ OCTAVE_NEIGHBOURHOOD_FRAMES = 13
 # better (benchmarks/prosody_transfer.py, 40 held-out real clips): log-F0 correlation with the source
 # 0.96 against 0.87 from the codes alone, at the same speaker similarity, leakage and WER; and 0.89
 # against 0.07 on espeak-ng sources, a voice unlike the training speakers whose melody the codes miss.
+# Speech keeps energy above 4 kHz (fricatives, breath): 20 to 40 dB under the band below it in the
+# training voices and speechocean762 (30 clips each); audio that passed through an 8 kHz telephone
+# path has none (80 to 90 dB under). Such a source still aligns, but the encoder's view of it is not
+# what it learned from: transferred with a warning.
+UPPER_BAND_HZ = 4000.0
+NARROW_BAND_DB = -55.0
 MODES = ("codes", "codes+f0")
 DEFAULT_MODE = "codes+f0"
 
@@ -109,6 +115,27 @@ def token_inputs(inputs: ModelInputs) -> TokenInputs:
     from runtime.acoustic import TokenInputs
 
     return TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
+
+
+def upper_band_db(samples: np.ndarray, sample_rate: int, n_fft: int = 1024) -> float:
+    """Power at UPPER_BAND_HZ-8 kHz relative to 0-UPPER_BAND_HZ (dB), over the frames within 30 dB of the loudest."""
+    if samples.size < n_fft:
+        samples = np.pad(samples, (0, n_fft - samples.size))
+    frames = np.lib.stride_tricks.sliding_window_view(samples, n_fft)[:: n_fft // 2] * np.hanning(n_fft)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    energy = power.sum(1)
+    loud = power[energy >= energy.max() * 1e-3]
+    frequencies = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    upper = loud[:, (frequencies >= UPPER_BAND_HZ) & (frequencies < 8000.0)].sum()
+    lower = loud[:, frequencies < UPPER_BAND_HZ].sum()
+    return float(10 * np.log10(max(upper, 1e-20) / max(lower, 1e-20)))
+
+
+def source_doubts(recording: SourceRecording) -> tuple[str, ...]:
+    """What makes a source doubtful though it can be transferred (said as warnings)."""
+    if recording.original_sample_rate <= 2 * UPPER_BAND_HZ or upper_band_db(recording.samples, recording.sample_rate) < NARROW_BAND_DB:
+        return (f"{recording.name} has no sound above {UPPER_BAND_HZ / 1000:.0f} kHz (telephone-band audio, or not speech), and the models learned from full-band speech",)
+    return ()
 
 
 def praat_f0(samples: np.ndarray, sample_rate: int, frame_rate: float, floor_hz: float, ceiling_hz: float):
@@ -192,6 +219,7 @@ class SourceProsody:
     source_speaker_chosen: bool  # True: nearest known voice (not named by the user)
     alignment_cost: float
     cost_threshold: float
+    doubts: tuple[str, ...] = ()  # source_doubts(): transferred, but worth a warning
 
 
 @dataclass(frozen=True)
@@ -210,6 +238,7 @@ class TransferPlan:
             notes.append(f"source voice taken as {voice_label(prosody.source_speaker)}, the nearest known voice (name it with --source-voice)")
         if prosody.alignment_cost > prosody.cost_threshold:
             notes.append(f"warning: the transcript does not seem to match the recording (alignment cost {prosody.alignment_cost:.2f}); transferred anyway")
+        notes += [f"warning: {doubt}" for doubt in prosody.doubts]
         if self.target.synthetic:
             notes.append(f"target voice {voice_label(self.target)} is a synthetic training voice")
         return notes
@@ -294,10 +323,14 @@ class ProsodyTransfer:
         alignment = self.aligner.align(token_inputs(inputs), log_mel)
         if not np.isfinite(alignment.cost):
             raise ReaderError(f"{recording.name} is too short ({recording.samples.size / recording.sample_rate:.2f} s) for its transcript of {len(inputs)} sounds")
+        doubts = source_doubts(recording)
         if not alignment.matches_transcript and not force:
+            cost = f"alignment cost {alignment.cost:.2f} > {alignment.cost_threshold:.2f}"
+            if doubts:  # the likelier cause, said first
+                raise ReaderError(f"{doubts[0]}; it does not align with its transcript ({cost}): use a full-band recording, or --force to transfer anyway")
             raise ReaderError(
-                f"the transcript does not match {recording.name} (alignment cost {alignment.cost:.2f} > {alignment.cost_threshold:.2f}); "
-                "check the text, or use --force to transfer anyway"
+                f"the transcript does not match {recording.name} ({cost}): check the text; music, noise or speech in another language "
+                "do not align either. Use --force to transfer anyway"
             )
         durations = alignment.durations
         speaker = self.speaker(source_voice) if source_voice else self.nearest_speaker(log_mel, inputs, durations)
@@ -310,6 +343,7 @@ class ProsodyTransfer:
             source_speaker_chosen=source_voice is None,
             alignment_cost=alignment.cost,
             cost_threshold=alignment.cost_threshold,
+            doubts=doubts,
         )
 
     def plan(self, prosody: SourceProsody, target_voice: str, mode: str = DEFAULT_MODE) -> TransferPlan:

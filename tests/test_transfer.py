@@ -13,7 +13,18 @@ import soxr
 from reader.engine import Reader
 from reader.errors import ReaderError
 from reader.paths import data_dir
-from reader.transfer import MAX_SOURCE_SECONDS, OCTAVE_JUMP, frame_f0, in_target_register, load_source, praat_f0, token_inputs, without_octave_jumps
+from reader.transfer import (
+    MAX_SOURCE_SECONDS,
+    NARROW_BAND_DB,
+    OCTAVE_JUMP,
+    frame_f0,
+    in_target_register,
+    load_source,
+    praat_f0,
+    token_inputs,
+    upper_band_db,
+    without_octave_jumps,
+)
 from runtime.features import FeatureSettings, f0_on_frame_grid
 
 # Held-out test clips (never trained on): an LJ sentence and a kathleen sentence with a comma.
@@ -103,6 +114,21 @@ def test_a_transcript_that_does_not_match_is_refused_unless_forced(transfer):
     forced = transfer.analyse_source(clip_path(LJ_CLIP), wrong, source_voice="LJ", force=True)
     assert forced.alignment_cost > forced.cost_threshold
     assert any("does not seem to match" in note for note in transfer.plan(forced, "kathleen").notes())
+
+
+def test_telephone_band_audio_is_named_as_the_doubt_refused_or_forced_with_a_warning(tmp_path, transfer):
+    audio, rate = soundfile.read(clip_path(KATHLEEN_CLIP), dtype="float32")
+    telephone = tmp_path / "call_8k.wav"
+    soundfile.write(telephone, soxr.resample(audio, rate, 8000), 8000)
+    full_band = transfer.analyse_source(clip_path(KATHLEEN_CLIP), KATHLEEN_CLIP[3], source_voice="kathleen")
+    assert full_band.doubts == () and upper_band_db(load_source(clip_path(KATHLEEN_CLIP), 22050).samples, 22050) > NARROW_BAND_DB
+    assert upper_band_db(load_source(telephone, 22050).samples, 22050) < NARROW_BAND_DB
+    try:
+        prosody = transfer.analyse_source(telephone, KATHLEEN_CLIP[3], source_voice="kathleen")
+    except ReaderError as error:  # refused: the message says why first, in one line
+        assert str(error).startswith(f"{telephone} has no sound above 4 kHz") and "--force" in str(error) and "\n" not in str(error)
+        prosody = transfer.analyse_source(telephone, KATHLEEN_CLIP[3], source_voice="kathleen", force=True)
+    assert any(note.startswith("warning: ") and "no sound above 4 kHz" in note for note in transfer.plan(prosody, "LJ").notes())
 
 
 def test_source_f0_mode_moves_the_source_contour_into_the_target_register(transfer):
