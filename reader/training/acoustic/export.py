@@ -216,7 +216,7 @@ def calibrate_aligner(aligner_path: Path, data_config: DataConfig) -> dict:
         (log_probs,) = session.run(None, {name: getattr(inputs, name)[None] for name in TOKEN_INPUTS} | {"log_mel": log_mel[None]})
         return alignment_of(log_probs[0], cost_threshold=float("nan")).cost
 
-    matched, mismatched = [], []
+    matched, mismatched, corpus_of = [], [], []
     for corpus in data_config.corpora:
         clips = [e for e in examples if e.utterance.corpus == corpus]
         for i, example in enumerate(clips if len(clips) > 1 else []):
@@ -226,7 +226,8 @@ def calibrate_aligner(aligner_path: Path, data_config: DataConfig) -> dict:
                 continue
             matched.append(cost(example.inputs, example.features.log_mel))
             mismatched.append(cost(other.inputs, example.features.log_mel))
-    matched, mismatched = np.asarray(matched), np.asarray(mismatched)
+            corpus_of.append(corpus)
+    matched, mismatched, corpus_of = np.asarray(matched), np.asarray(mismatched), np.asarray(corpus_of)
     threshold = mismatch_threshold(matched, mismatched)
     spread = lambda costs: [round(float(np.min(costs)), 4), round(float(np.median(costs)), 4), round(float(np.max(costs)), 4)]  # noqa: E731
     return {
@@ -241,6 +242,15 @@ def calibrate_aligner(aligner_path: Path, data_config: DataConfig) -> dict:
             "mismatched_cost_min_median_max": spread(mismatched),
             "matched_accepted": round(float(np.mean(matched <= threshold)), 4),
             "mismatched_rejected": round(float(np.mean(mismatched > threshold)), 4),
+            "per_corpus": {
+                corpus: {
+                    "clips": int(np.sum(corpus_of == corpus)),
+                    "matched_accepted": round(float(np.mean(matched[corpus_of == corpus] <= threshold)), 4),
+                    "mismatched_rejected": round(float(np.mean(mismatched[corpus_of == corpus] > threshold)), 4),
+                }
+                for corpus in data_config.corpora
+                if np.any(corpus_of == corpus)
+            },
         },
     }
 
