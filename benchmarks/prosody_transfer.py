@@ -218,7 +218,9 @@ class Source:
         recording = load_source(clip.path, transfer.acoustic.sample_rate)
         inputs = token_inputs(transcript_tokens(clip.text, transfer.analyzer))
         log_mel = log_mel_spectrogram(recording.samples, feature_settings(transfer.acoustic))
-        alignment = transfer.aligner.align(inputs, log_mel)
+        # the reference durations come from the aligner trained with the decoder where there is one, so
+        # that duration correlations stay comparable when the transcript-checking aligner changes
+        alignment = (transfer.joint_aligner or transfer.aligner).align(inputs, log_mel)
         f0 = frame_f0(recording.samples, recording.sample_rate, transfer.acoustic.hop_length, len(log_mel))
         return cls(clip, recording.samples, alignment.durations, f0, alignment.cost)
 

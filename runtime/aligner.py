@@ -78,11 +78,13 @@ def alignment_of(log_probs: np.ndarray, cost_threshold: float) -> Alignment:
 class RuntimeAligner:
     """Aligns recordings to token sequences with an acoustic model's `aligner` graph."""
 
-    def __init__(self, acoustic: AcousticModel) -> None:
-        if "aligner" not in acoustic.manifest.get("files", {}) or "aligner" not in acoustic.manifest:
-            raise RuntimeModelError(f"acoustic model {acoustic.folder} has no aligner (exported before it existed): re-export it")
-        self.session = acoustic.encoder("aligner")
-        self.cost_threshold = float(acoustic.manifest["aligner"]["cost_threshold"])
+    def __init__(self, acoustic: AcousticModel, graph: str = "aligner") -> None:
+        """graph: "aligner" (decides whether a transcript matches), or "joint_aligner" where the manifest
+        has one (trained with the decoder; see the manifest's joint_aligner block)."""
+        if graph not in acoustic.manifest.get("files", {}) or graph not in acoustic.manifest:
+            raise RuntimeModelError(f"acoustic model {acoustic.folder} has no {graph} (exported before it existed): re-export it")
+        self.session = acoustic.encoder(graph)
+        self.cost_threshold = float(acoustic.manifest[graph]["cost_threshold"])
 
     def log_probs(self, tokens: TokenInputs, log_mel: np.ndarray) -> np.ndarray:
         """(T, N) alignment log-probabilities of a (T, n_mels) log-mel (runtime.features) against the tokens."""

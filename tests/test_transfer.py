@@ -22,6 +22,7 @@ from reader.transfer import (
     load_source,
     praat_f0,
     token_inputs,
+    transcript_tokens,
     upper_band_db,
     without_octave_jumps,
 )
@@ -114,6 +115,23 @@ def test_a_transcript_that_does_not_match_is_refused_unless_forced(transfer):
     forced = transfer.analyse_source(clip_path(LJ_CLIP), wrong, source_voice="LJ", force=True)
     assert forced.alignment_cost > forced.cost_threshold
     assert any("does not seem to match" in note for note in transfer.plan(forced, "kathleen").notes())
+
+
+def test_durations_are_those_the_decoder_reconstructs_the_recording_best_with(transfer):
+    from runtime.features import log_mel_spectrogram
+
+    assert transfer.joint_aligner is not None  # the shipped model has both aligners
+    recording = load_source(clip_path(KATHLEEN_CLIP), 22050)
+    inputs = transcript_tokens(KATHLEEN_CLIP[3], transfer.analyzer)
+    log_mel = log_mel_spectrogram(recording.samples, FeatureSettings())
+    speaker = transfer.speaker("kathleen")
+    candidates = [a.align(token_inputs(inputs), log_mel).durations for a in (transfer.aligner, transfer.joint_aligner)]
+    chosen = transfer.decoder_durations(log_mel, inputs, speaker, candidates[0])
+    assert any(np.array_equal(chosen, c) for c in candidates)
+    errors = [transfer.reconstruction_error(log_mel, inputs, speaker, d) for d in (*candidates, chosen)]
+    assert errors[2] == min(errors[:2])
+    prosody = transfer.analyse_source(clip_path(KATHLEEN_CLIP), KATHLEEN_CLIP[3], source_voice="kathleen")
+    assert np.array_equal(prosody.durations, chosen)
 
 
 def test_telephone_band_audio_is_named_as_the_doubt_refused_or_forced_with_a_warning(tmp_path, transfer):

@@ -76,7 +76,8 @@ class ExampleBuilder:
             raise ReaderError("nothing speakable in the transcript")
         recording = load_source(utterance.audio_path, self.acoustic.sample_rate)
         log_mel = log_mel_spectrogram(recording.samples, FeatureSettings(sample_rate=self.acoustic.sample_rate, hop_length=self.acoustic.hop_length))
-        alignment = self.transfer.aligner.align(token_inputs(inputs), log_mel)
+        # the training voices: the aligner trained with the decoder gives the durations it learned from
+        alignment = (self.transfer.joint_aligner or self.transfer.aligner).align(token_inputs(inputs), log_mel)
         if not np.isfinite(alignment.cost):
             raise ReaderError("too short for its transcript")
         speaker = self.acoustic.speaker(utterance.speaker)

@@ -63,7 +63,8 @@ class TeacherForcedMels:
         recording = load_source(utterance.audio_path, self.acoustic.sample_rate)
         inputs = transcript_tokens(utterance.text, self.transfer.analyzer)
         log_mel = log_mel_spectrogram(recording.samples, settings)
-        alignment = self.transfer.aligner.align(token_inputs(inputs), log_mel)
+        # the training voices: the aligner trained with the decoder gives the durations it learned from
+        alignment = (self.transfer.joint_aligner or self.transfer.aligner).align(token_inputs(inputs), log_mel)
         if not np.isfinite(alignment.cost):
             raise ReaderError(f"{utterance.audio_path}: too short for its transcript")
         speaker = self.acoustic.speaker(utterance.speaker)
