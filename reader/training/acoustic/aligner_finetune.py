@@ -127,10 +127,13 @@ def aligner_weights_from_onnx(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_aligner(acoustic_folder: Path) -> AlignerModel:
-    """The AlignerModel of an exported acoustic folder (architecture from its manifest's training config)."""
+    """The AlignerModel of an exported acoustic folder (architecture from its manifest's training config):
+    the aligner trained with the decoder (`joint_aligner`) where the folder keeps one beside a fine-tuned
+    `aligner`, so a rerun starts where the first fine-tune did."""
     manifest = json.loads((acoustic_folder / "manifest.json").read_text(encoding="utf-8"))
     model = AlignerModel(ModelConfig(**manifest["training"]["config"]["model"]))
-    state = aligner_weights_from_onnx(acoustic_folder / manifest["files"]["aligner"]["file"])
+    source = manifest["files"].get("joint_aligner", manifest["files"]["aligner"])
+    state = aligner_weights_from_onnx(acoustic_folder / source["file"])
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         raise ValueError(f"{acoustic_folder}: aligner weights do not fit the architecture (missing {sorted(missing)}, unexpected {sorted(unexpected)})")
