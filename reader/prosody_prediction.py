@@ -22,7 +22,7 @@ benchmarks/prosody_prediction.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +89,6 @@ class PredictorInputs:
 
 def punctuation_breaks(sentences: Sequence[SentenceAnalysis]) -> list[SentenceAnalysis]:
     """The sentences with their break plan replaced by what punctuation alone says."""
-    from dataclasses import replace
 
     def level(word, last: bool) -> BreakLevel:
         if last:
