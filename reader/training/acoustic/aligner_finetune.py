@@ -41,6 +41,7 @@ from torch import nn
 from reader.model_inputs import SYMBOLS
 from reader.paths import cache_dir, models_dir
 from runtime.features import FeatureSettings
+from runtime.manifest import file_entry
 
 from .align import forward_sum_loss
 from .data import DataConfig, Utterance, length_bucketed_batches, read_manifest
@@ -488,10 +489,6 @@ def train(config: FinetuneConfig, log=print) -> Path:
 
 
 # --- export ---------------------------------------------------------------------------------------------
-
-
-def file_entry(path: Path) -> dict:
-    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
 
 
 def export(config: FinetuneConfig, ship: bool = False, log=print) -> Path:
