@@ -45,11 +45,6 @@ F0_CEILING_FROM_Q3 = 1.5
 # octave towards that median. The neighbourhood: this many frames either side (0.15 s at 86 frames/s).
 OCTAVE_JUMP = 0.7
 OCTAVE_NEIGHBOURHOOD_FRAMES = 13
-# How the source's prosody is applied: the codes and durations (CopyCat), or those plus the source's
-# own F0 contour shifted to the target voice's register. codes+f0 is the default because it measured
-# better (benchmarks/prosody_transfer.py, 40 held-out real clips): log-F0 correlation with the source
-# 0.96 against 0.87 from the codes alone, at the same speaker similarity, leakage and WER; and 0.89
-# against 0.07 on espeak-ng sources, a voice unlike the training speakers whose melody the codes miss.
 # Speech keeps energy above 4 kHz (fricatives, breath): 20 to 40 dB under the band below it in the
 # training voices and speechocean762 (30 clips each); audio that passed through an 8 kHz telephone
 # path has none (80 to 90 dB under). Such a source still aligns, but the encoder's view of it is not
@@ -60,6 +55,11 @@ NARROW_BAND_DB = -55.0
 # error|) this well is in one of its voices: 90% of the two voices' held-out clips are below 0.73, 90%
 # of the unheard speechocean762 test clips above 0.96.
 KNOWN_VOICE_RECONSTRUCTION_ERROR = 0.85
+# How the source's prosody is applied: the codes and durations (CopyCat), or those plus the source's
+# own F0 contour shifted to the target voice's register. codes+f0 is the default because it measured
+# better (benchmarks/prosody_transfer.py, 40 held-out real clips): log-F0 correlation with the source
+# 0.96 against 0.87 from the codes alone, at the same speaker similarity, leakage and WER; and 0.89
+# against 0.07 on espeak-ng sources, a voice unlike the training speakers whose melody the codes miss.
 MODES = ("codes", "codes+f0")
 DEFAULT_MODE = "codes+f0"
 
