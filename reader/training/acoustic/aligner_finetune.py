@@ -178,18 +178,11 @@ class Clip:
 
 
 def recording_log_mel(path: Path, settings: FeatureSettings) -> np.ndarray:
-    """The runtime's log-mel of a recording: channels averaged, resampled to the model rate with soxr
-    (reader.transfer.load_source), runtime.features.log_mel_spectrogram."""
-    import soundfile
-    import soxr
-
+    """The runtime's log-mel of a recording, read as `reader transfer` reads a source (reader.transfer.load_source)."""
+    from reader.transfer import load_source
     from runtime.features import log_mel_spectrogram
 
-    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if rate != settings.sample_rate:
-        audio = soxr.resample(audio, rate, settings.sample_rate).astype(np.float32)
-    return log_mel_spectrogram(audio, settings).astype(np.float32)
+    return log_mel_spectrogram(load_source(path, settings.sample_rate).samples, settings).astype(np.float32)
 
 
 class ClipCache:
