@@ -29,6 +29,11 @@ def praat_pitch(audio: np.ndarray, sample_rate: int, time_step: float) -> tuple[
     return pitch.xs(), pitch.selected_array["frequency"]
 
 
+def semitones(hz: np.ndarray) -> np.ndarray:
+    """Log F0 in semitones re 100 Hz (0 Hz, unvoiced, floored far below any voice)."""
+    return 12 * np.log2(np.maximum(hz, 1e-3) / 100)
+
+
 def write_results(out: Path, result: dict, report: str) -> None:
     """A benchmark's results: `out` with .json (everything) and .md (the report, also printed)."""
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,8 @@ from reader.model_inputs import BREAK_IDS
 from reader.paths import data_dir, models_dir
 from reader.prosody_prediction import FEATURE_SETS, CodePredictor, predictor_inputs, sentence_word_vectors
 from reader.training.acoustic.data import Utterance
-from reader.training.code_predictor.data import ClipExample, ExampleBuilder, acoustic_key, load_example
-from common import CORPORA, write_results  # benchmarks/ is on sys.path when run as a script
+from reader.training.code_predictor.data import ClipExample, ExampleBuilder, acoustic_key, example_from_arrays
+from common import CORPORA, semitones, write_results  # benchmarks/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "prosody_prediction"
@@ -52,10 +52,6 @@ SETS = HERE / "prosody_sets"
 PAUSE_SECONDS = 0.1
 OWN = "acoustic model's predictor"
 RECORDED = "recording's codes"
-
-
-def semitones(hz: np.ndarray) -> np.ndarray:
-    return 12 * np.log2(np.maximum(hz, 1e-3) / 100)
 
 
 def test_utterances(limit: int) -> list[Utterance]:
@@ -71,15 +67,13 @@ def test_utterances(limit: int) -> list[Utterance]:
     return utterances
 
 
-def test_examples(builder: ExampleBuilder, utterances: list[Utterance], work: Path) -> list[tuple[ClipExample, np.ndarray]]:
+def test_examples(builder: ExampleBuilder, utterances: list[Utterance]) -> list[tuple[ClipExample, np.ndarray]]:
     """Each clip's example (inputs, recorded codes, durations) and its recording's log-F0 per token (Praat)."""
     from reader.transfer import load_source, source_token_log_f0
 
     examples = []
     for utterance in utterances:
-        path = work / f"{utterance.utterance_id}.npz"
-        np.savez(path, **builder.build(utterance))
-        example = load_example(path, utterance)
+        example = example_from_arrays(builder.build(utterance), utterance)
         recording = load_source(utterance.audio_path, builder.acoustic.sample_rate)
         examples.append((example, source_token_log_f0(recording, example.durations, builder.acoustic.hop_length)))
     return examples
@@ -269,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     from reader.transfer import token_inputs
 
     with tempfile.TemporaryDirectory() as tmp:
-        examples = test_examples(builder, test_utterances(args.limit), Path(tmp))
+        examples = test_examples(builder, test_utterances(args.limit))
         long_form = {}
         for corpus in CORPORA:
             rows = {name: [] for name in systems.names}

@@ -61,7 +61,7 @@ from reader.training.pause_labels import (
     whisper_words,
 )
 from reader.training.word_alignment import letters, spoken_whisper_words
-from common import write_results  # benchmarks/ is on sys.path when run as a script
+from common import semitones, write_results  # benchmarks/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -376,10 +376,6 @@ class LongFormReading:
         selection = self.shared.select(sentence)
         self.chosen.append(selection)
         return selection
-
-
-def semitones(hz: np.ndarray) -> np.ndarray:
-    return 12 * np.log2(np.maximum(hz, 1e-3) / 100)
 
 
 def synthesise(reader, text: str) -> tuple[np.ndarray, np.ndarray, VowelF0]:

@@ -99,9 +99,14 @@ def example_path(folder: Path, utterance: Utterance) -> Path:
 
 def load_example(path: Path, utterance: Utterance) -> ClipExample:
     with np.load(path) as data:
-        full = {name: data[f"syntax+bert/{name}"] for name in INPUT_FIELDS}
-        plain = {name: data[f"phonemes/{name}"] for name in INPUT_FIELDS}
-        codes, durations, speaker_id = data["codes"], data["durations"], int(data["speaker_id"])
+        return example_from_arrays(dict(data), utterance)
+
+
+def example_from_arrays(arrays: dict[str, np.ndarray], utterance: Utterance) -> ClipExample:
+    """The example of ExampleBuilder.build's arrays (as cached in a clip's npz)."""
+    full = {name: arrays[f"syntax+bert/{name}"] for name in INPUT_FIELDS}
+    plain = {name: arrays[f"phonemes/{name}"] for name in INPUT_FIELDS}
+    codes, durations, speaker_id = arrays["codes"], arrays["durations"], int(arrays["speaker_id"])
     zeros = {name: np.zeros_like(full[name]) for name in ("syntax", "bert")}
     inputs = {
         "phonemes": PredictorInputs(**plain),
