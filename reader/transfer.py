@@ -306,9 +306,10 @@ class ProsodyTransfer:
         return codes[0]
 
     def reconstruction_error(self, log_mel: np.ndarray, inputs: ModelInputs, speaker: Speaker, durations: np.ndarray) -> float:
-        """Mean |log-mel error| of decoding the recording's own codes and durations in `speaker`'s voice."""
+        """Mean |log-mel error| of decoding the recording's own codes and durations in `speaker`'s voice
+        (the decoder's mel: the post-net adds detail that need not match the recording frame for frame)."""
         output = self.acoustic.synthesize(
-            token_inputs(inputs), speaker, duration_override=durations.astype(np.float32), prosody_codes=self.codes(log_mel, inputs, speaker, durations)
+            token_inputs(inputs), speaker, duration_override=durations.astype(np.float32), prosody_codes=self.codes(log_mel, inputs, speaker, durations), postnet=False
         )
         return float(np.mean(np.abs(output.mel - log_mel)))
 

@@ -67,6 +67,8 @@ class AcousticModel:
             for s in manifest["speakers"]
         ]
         self._text_to_mel = load_session(folder / manifest["files"]["text_to_mel"]["file"], options)
+        # The post-net sharpens the decoder's smooth mels (reader/training/acoustic/postnet.py).
+        self._postnet = load_session(folder / manifest["files"]["postnet"]["file"], options) if "postnet" in manifest["files"] else None
         self._encoders: dict[str, object] = {}
 
     @classmethod
@@ -87,8 +89,11 @@ class AcousticModel:
         duration_override: np.ndarray | None = None,
         prosody_codes: np.ndarray | None = None,
         f0_override: np.ndarray | None = None,
+        postnet: bool = True,
     ) -> AcousticOutput:
-        """Decode one sentence. Overrides use the manifest's conventions: -1 / 0 mean "predict"."""
+        """Decode one sentence. Overrides use the manifest's conventions: -1 / 0 mean "predict".
+        postnet=False: the decoder's own mel, without the post-net (the post-net's training data, and
+        what the decoder's fit to a recording is judged by)."""
         n = len(tokens)
         embedding = speaker.centroid if utterance_embedding is None else utterance_embedding
         feeds = {
@@ -101,6 +106,8 @@ class AcousticModel:
             "f0_override": np.zeros((1, n), np.float32) if f0_override is None else np.asarray(f0_override, np.float32)[None],
         }
         mel, durations, f0 = self._text_to_mel.run(None, feeds)
+        if postnet and self._postnet is not None:
+            (mel,) = self._postnet.run(None, {"log_mel": mel})
         return AcousticOutput(mel=mel[0], durations=durations[0].astype(np.int64), f0=f0[0])
 
     def encoder(self, name: str):

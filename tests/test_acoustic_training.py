@@ -1,4 +1,5 @@
-"""Acoustic model: alignment search, tiny training run with resume, 2-process gloo run, ONNX export."""
+"""Acoustic model: alignment search, tiny training run with resume, 2-process gloo run, ONNX export, and the
+torch model rebuilt from exported graphs (the shipped model's, for fine-tunes)."""
 
 from __future__ import annotations
 
@@ -236,3 +237,117 @@ def test_aligner_onnx_matches_torch_and_runtime_alignment(tiny_export, real_clip
     expected = monotonic_alignment_search(torch_log_probs.numpy(), np.array([len(inputs)]), np.array([log_mel.shape[1]]))[0]
     np.testing.assert_array_equal(alignment.durations, expected)
     assert alignment.durations.sum() == log_mel.shape[1] and alignment.durations.min() >= 1 and np.isfinite(alignment.cost)
+
+
+SHIPPED_ACOUSTIC = PROJECT_ROOT / "exported_models" / "acoustic"
+needs_shipped = pytest.mark.skipif(not (SHIPPED_ACOUSTIC / "manifest.json").is_file(), reason="no exported acoustic model")
+
+
+@pytest.fixture(scope="module")
+def shipped_model():
+    from reader.training.acoustic.export import load_exported_model
+
+    torch.set_num_threads(1)
+    return load_exported_model(SHIPPED_ACOUSTIC)
+
+
+@needs_shipped
+def test_the_shipped_model_is_rebuilt_exactly_from_its_graphs(shipped_model, analyzer):
+    """The rebuilt torch model computes what each shipped graph computes: text_to_mel (plain TTS, then
+    transfer with codes and overrides), and the two encoders on the mel it synthesised."""
+    from reader.training.acoustic.export import COPYCAT_INPUTS, TEXT_TO_MEL_INPUTS
+    from reader.transfer import token_inputs, transcript_tokens
+    from runtime.session import SessionOptions, load_session
+
+    model, manifest = shipped_model
+    tokens = token_inputs(transcript_tokens("The very thing, Ernest agreed.", analyzer)).feeds()
+    n_tokens = tokens["symbol_ids"].shape[1]
+
+    def onnx_and_torch(graph: str, feeds: dict, torch_function, names) -> tuple[list, list]:
+        session = load_session(SHIPPED_ACOUSTIC / manifest["files"][graph]["file"], SessionOptions(intra_op_threads=1, inter_op_threads=1))
+        with torch.no_grad():
+            torch_outputs = torch_function(*[torch.from_numpy(feeds[name]) for name in names])
+        return session.run(None, feeds), [t.numpy() for t in (torch_outputs if isinstance(torch_outputs, tuple) else (torch_outputs,))]
+
+    centroid = np.array([manifest["speakers"][1]["utterance_embedding_centroid"]], np.float32)
+    plain = {
+        **tokens, "speaker_id": np.array([1]), "utterance_embedding": centroid,
+        "prosody_codes": np.zeros((1, n_tokens, model.config.prosody_code_dim), np.float32), "prosody_code_mask": np.zeros((1, n_tokens), np.float32),
+        "duration_override": -np.ones((1, n_tokens), np.float32), "f0_override": np.zeros((1, n_tokens), np.float32),
+    }  # fmt: skip
+    (mel, durations, f0), (torch_mel, torch_durations, torch_f0) = onnx_and_torch("text_to_mel", plain, model.synthesise, TEXT_TO_MEL_INPUTS)
+    np.testing.assert_array_equal(durations, torch_durations)
+    np.testing.assert_allclose(mel, torch_mel, atol=1e-4)
+    np.testing.assert_allclose(f0, torch_f0, rtol=1e-5)
+
+    (embedding,), (torch_embedding,) = onnx_and_torch("utterance_encoder", {"log_mel": mel}, model.reference_utterance_embedding, ["log_mel"])
+    np.testing.assert_allclose(embedding, torch_embedding, atol=1e-5)
+    copycat = {**tokens, "log_mel": mel, "speaker_id": np.array([1]), "durations": durations}
+    (codes,), (torch_codes,) = onnx_and_torch("copycat_encoder", copycat, model.reference_prosody_codes, COPYCAT_INPUTS)
+    np.testing.assert_allclose(codes, torch_codes, atol=2e-5)
+
+    some = (np.arange(n_tokens) % 3 == 0).astype(np.float32)[None]
+    transfer = {
+        **plain, "utterance_embedding": embedding, "prosody_codes": codes, "prosody_code_mask": np.ones((1, n_tokens), np.float32),
+        "duration_override": np.where(some > 0, durations + 1, -1).astype(np.float32), "f0_override": 180.0 * some,
+    }  # fmt: skip
+    (mel, durations, f0), (torch_mel, torch_durations, torch_f0) = onnx_and_torch("text_to_mel", transfer, model.synthesise, TEXT_TO_MEL_INPUTS)
+    np.testing.assert_array_equal(durations, torch_durations)
+    np.testing.assert_allclose(mel, torch_mel, atol=1e-4)
+    np.testing.assert_allclose(f0, torch_f0, rtol=1e-5)
+
+
+@needs_shipped
+def test_a_fine_tune_starts_from_the_shipped_graphs(shipped_model):
+    from reader.training.acoustic.data import NormalisationStats
+    from reader.training.acoustic.model import AcousticModel, ModelConfig
+    from reader.training.acoustic.train import initialise_from
+
+    exported, manifest = shipped_model
+    torch.manual_seed(0)
+    model = AcousticModel(ModelConfig(**manifest["training"]["config"]["model"]), NormalisationStats(1.0, 1.0, 0.0, 1.0, [0.0] * 80))
+    lineage = initialise_from(model, SHIPPED_ACOUSTIC, ["utterance_encoder."], "cpu")
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, exported.state_dict()[name]) != name.startswith("utterance_encoder."), name
+    source = lineage[-1]
+    assert source["exported"] == str(SHIPPED_ACOUSTIC) and source["graphs_sha256"]["joint_aligner"] == manifest["files"]["joint_aligner"]["sha256"]
+    assert set(source["graphs_sha256"]) == {"text_to_mel", "utterance_encoder", "copycat_encoder", "joint_aligner"}
+    assert sum(run["steps"] for run in lineage) == manifest["training"]["steps"]
+
+
+@needs_shipped
+def test_graphs_that_do_not_fit_the_architecture_are_refused(tmp_path):
+    import shutil
+
+    import onnx
+
+    from reader.training.acoustic.export import load_exported_model
+    from runtime.manifest import record_files
+
+    lacking = shutil.copytree(SHIPPED_ACOUSTIC, tmp_path / "lacking")
+    # The decoder's last norm bias under another name, as where the exporter shares an identical initializer
+    graph = onnx.load(str(lacking / "text_to_mel.onnx"))
+    next(i for i in graph.graph.initializer if i.name == "model.decoder.norm.bias").name = "onnx::Add_shared"
+    for node in graph.graph.node:
+        node.input[:] = ["onnx::Add_shared" if name == "model.decoder.norm.bias" else name for name in node.input]
+    onnx.save(graph, str(lacking / "text_to_mel.onnx"))
+    record_files(lacking)
+    with pytest.raises(ValueError, match=r"missing \['decoder.norm.bias'\], unexpected \[\]"):
+        load_exported_model(lacking)
+
+    deeper = shutil.copytree(SHIPPED_ACOUSTIC, tmp_path / "deeper")
+    manifest = json.loads((deeper / "manifest.json").read_text())
+    manifest["training"]["config"]["model"]["decoder_dilations"].append(1)
+    (deeper / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"missing \['decoder.blocks.6.conv.bias', 'decoder.blocks.6.conv.weight', 'decoder.blocks.6.norm.bias', 'decoder.blocks.6.norm.weight'\]"):
+        load_exported_model(deeper)
+
+
+@needs_data
+def test_an_export_gives_back_every_weight_of_its_checkpoint(tiny_export):
+    from reader.training.acoustic.export import load_exported_model
+
+    model, paths, _ = tiny_export
+    rebuilt, _ = load_exported_model(paths["text_to_mel"].parent)
+    for name, value in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[name], value), name

@@ -16,7 +16,6 @@ from reader.paths import models_dir  # noqa: E402
 from reader.training.acoustic.aligner_finetune import (  # noqa: E402
     AlignerModel,
     Clip,
-    aligner_weights_from_onnx,
     alignment_losses,
     collate,
     load_aligner,
@@ -26,6 +25,7 @@ from reader.training.acoustic.aligner_finetune import (  # noqa: E402
 from reader.training.acoustic.data import Utterance  # noqa: E402
 from reader.training.acoustic.export import export_aligner  # noqa: E402
 from reader.training.acoustic.model import ModelConfig  # noqa: E402
+from reader.training.onnx_weights import weights_from_graph  # noqa: E402
 
 TINY = ModelConfig(hidden=16, aligner_dim=8, n_mels=80)
 
@@ -60,7 +60,7 @@ def test_onnx_round_trip_of_a_tiny_aligner(tmp_path):
     torch.manual_seed(0)
     model = AlignerModel(TINY).eval()
     path = write_folder(model, tmp_path)
-    state = aligner_weights_from_onnx(path)
+    state = weights_from_graph(path)
     assert set(state) == set(model.state_dict())
     for name, value in model.state_dict().items():
         assert torch.equal(state[name], value), name

@@ -43,6 +43,7 @@ from reader.paths import cache_dir, models_dir
 from runtime.features import FeatureSettings
 from runtime.manifest import file_entry
 
+from ..onnx_weights import weights_from_graph
 from .align import forward_sum_loss
 from .data import DataConfig, Utterance, length_bucketed_batches, read_manifest
 from .export import ALIGNER_INPUTS, TOKEN_INPUTS, calibrate_aligner, export_aligner
@@ -116,17 +117,6 @@ class AlignerModel(nn.Module):
         return self.aligner(self.embedding(symbol_ids, stress_ids, word_position_ids, break_ids), log_mel, text_lengths, frame_lengths)
 
 
-def aligner_weights_from_onnx(path: Path) -> dict[str, torch.Tensor]:
-    """An AlignerModel state dict read back from aligner.onnx: the TorchScript exporter keeps the
-    embedding tables and convolution parameters as initializers under their module names
-    (`model.embedding.*`, `model.aligner.*`)."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    return {i.name.removeprefix("model."): torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer if i.name.startswith("model.")}
-
-
 def load_aligner(acoustic_folder: Path) -> AlignerModel:
     """The AlignerModel of an exported acoustic folder (architecture from its manifest's training config):
     the aligner trained with the decoder (`joint_aligner`) where the folder keeps one beside a fine-tuned
@@ -134,7 +124,7 @@ def load_aligner(acoustic_folder: Path) -> AlignerModel:
     manifest = json.loads((acoustic_folder / "manifest.json").read_text(encoding="utf-8"))
     model = AlignerModel(ModelConfig(**manifest["training"]["config"]["model"]))
     source = manifest["files"].get("joint_aligner", manifest["files"]["aligner"])
-    state = aligner_weights_from_onnx(acoustic_folder / source["file"])
+    state = weights_from_graph(acoustic_folder / source["file"])  # AlignerGraph wraps it as `model`
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         raise ValueError(f"{acoustic_folder}: aligner weights do not fit the architecture (missing {sorted(missing)}, unexpected {sorted(unexpected)})")

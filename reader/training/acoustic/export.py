@@ -13,6 +13,9 @@ writes to exported_models/acoustic/ (reader.paths.models_dir()):
 - manifest.json: format version, features, symbol table, speakers (with per-speaker centroids of the
   utterance embedding, the default for plain TTS), training data and steps, hardware, I/O conventions.
 All graphs take a batch of one with any number of tokens and frames (opset 17).
+
+load_exported_model reads the torch model back from such a folder's graphs (the shipped model's
+checkpoint is lost), for fine-tunes started from it (train.py's init_from).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from torch import nn
 from reader.model_inputs import SYMBOLS
 from reader.paths import models_dir
 from runtime.features import FeatureSettings
+from runtime.manifest import read_manifest as read_model_manifest
 
+from ..onnx_weights import weights_from_graph
 from .data import DataConfig, FeatureCache, NormalisationStats, build_examples, read_manifest
 from .model import AcousticModel, ModelConfig
 
@@ -102,6 +107,39 @@ def load_model(checkpoint_path: str | Path) -> tuple[AcousticModel, dict]:
     model = AcousticModel(ModelConfig(**state["config"]["model"]), NormalisationStats(**state["stats"]))
     model.load_state_dict(state["model"])
     return model.eval(), state
+
+
+def rebuild_sources(files: dict) -> dict[str, dict]:
+    """The manifest `files` entries that hold the AcousticModel's weights between them: its three graphs
+    and the aligner trained with the decoder (`joint_aligner` where a folder keeps it beside a
+    fine-tuned `aligner`, whose embedding tables are its own)."""
+    aligner = "joint_aligner" if "joint_aligner" in files else "aligner"
+    return {name: files[name] for name in ("text_to_mel", "utterance_encoder", "copycat_encoder", aligner)}
+
+
+def load_exported_model(folder: Path) -> tuple[AcousticModel, dict]:
+    """The AcousticModel rebuilt from an exported folder's graphs (the shipped model's checkpoint is
+    lost), and the folder's manifest. The architecture is the manifest's training config; every graph
+    wraps the model as `model`. Raises ValueError where the graphs do not hold exactly the model's
+    tensors, or two graphs disagree on one they share (the token embedding, text encoder, speakers)."""
+    manifest = read_model_manifest(folder, "acoustic", FORMAT_VERSION).data  # also checks each file's sha256
+    config = ModelConfig(**manifest["training"]["config"]["model"])
+    # The manifest leaves log_mel_mean out; the utterance encoder's buffer of it is read back from its graph.
+    model = AcousticModel(config, NormalisationStats(**manifest["normalisation"] | {"log_mel_mean": [0.0] * config.n_mels}))
+    state, graph_of = {}, {}
+    for entry in rebuild_sources(manifest["files"]).values():
+        for name, value in weights_from_graph(folder / entry["file"]).items():
+            if name in state and not torch.equal(state[name], value):
+                raise ValueError(f"{folder}: {name} differs between {graph_of[name]} and {entry['file']}")
+            state[name], graph_of[name] = value, entry["file"]
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    misshapen = sorted(f"{name} {tuple(state[name].shape)} (model {tuple(own[name].shape)})" for name in set(own) & set(state) if own[name].shape != state[name].shape)
+    if missing or unexpected or misshapen:
+        # Missing ones can also be initializers the exporter shared with an identical one (an untrained model's).
+        raise ValueError(f"{folder}: its graphs do not fit the manifest's architecture: missing {missing}, unexpected {unexpected}, other shapes {misshapen}")
+    model.load_state_dict(state)
+    return model.eval(), manifest
 
 
 def example_inputs(model: AcousticModel, n_tokens: int = 12, n_frames: int = 60) -> dict[str, torch.Tensor]:
@@ -280,7 +318,7 @@ def write_manifest(model: AcousticModel, state: dict, paths: dict[str, Path], ou
             "split": "train",
             "utterances": state["training_utterances"],
             "steps": state.get("total_steps", state["step"]),
-            "lineage": [{"steps": run["steps"], "config": run["config"]} for run in state.get("lineage", [])],
+            "lineage": [{key: run[key] for key in ("steps", "config", "graphs_sha256") if key in run} for run in state.get("lineage", [])],
             "config": state["config"],
             "hardware": state["hardware"],
         },

@@ -33,8 +33,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from reader.paths import PROJECT_ROOT
+from runtime.manifest import MANIFEST_NAME
 
 from .data import DataConfig, Example, FeatureCache, NormalisationStats, build_examples, collate, length_bucketed_batches, read_manifest
+from .export import load_exported_model, rebuild_sources
 from .model import AcousticModel, ModelConfig, count_parameters
 from ..cli import run_training
 
@@ -70,8 +72,9 @@ class TrainConfig:
     kl_anneal_start: int = 500
     kl_anneal_end: int = 3000
     binarisation_start_step: int = 1000
-    # A checkpoint whose weights start a new run (a fine-tune); tensors whose shapes differ (e.g. a
-    # wider prosody code) start fresh. Ignored once the run folder has its own checkpoint.
+    # A checkpoint, or an exported acoustic folder (rebuilt from its graphs), whose weights start a new
+    # run (a fine-tune); tensors whose shapes differ (e.g. a wider prosody code) start fresh. Ignored
+    # once the run folder has its own checkpoint.
     init_from: str = ""
     reinitialise: list[str] = field(default_factory=list)  # parameter-name prefixes not taken from init_from
     loss_weights: LossWeights = field(default_factory=LossWeights)
@@ -181,19 +184,33 @@ def save_checkpoint(path: Path, model: AcousticModel, optimizer, step: int, epoc
     partial.replace(path)
 
 
-def initialise_from(model: AcousticModel, path: Path, reinitialise: list[str], device) -> list[dict]:
-    """Copies every same-shaped tensor of a checkpoint into the model, except those under the
-    `reinitialise` prefixes; returns the run lineage."""
+def initial_weights(path: Path, device) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """The weights of a checkpoint or of an exported acoustic folder (one with a manifest.json, e.g. the
+    shipped model, whose checkpoint is lost), and the lineage of the runs that trained them, this one last."""
+    if (path / MANIFEST_NAME).is_file():
+        model, manifest = load_exported_model(path)
+        training = manifest["training"]
+        earlier = training.get("lineage", [])
+        graphs_sha256 = {name: entry["sha256"] for name, entry in rebuild_sources(manifest["files"]).items()}
+        run = {"exported": str(path), "graphs_sha256": graphs_sha256, "steps": training["steps"] - sum(r["steps"] for r in earlier), "config": training["config"]}
+        return model.state_dict(), earlier + [run]
     state = torch.load(path, map_location=device, weights_only=False)
+    return state["model"], state.get("lineage", []) + [{"checkpoint": str(path), "steps": state["step"], "config": state["config"]}]
+
+
+def initialise_from(model: AcousticModel, path: Path, reinitialise: list[str], device) -> list[dict]:
+    """Copies every same-shaped tensor of a checkpoint or an exported acoustic folder into the model,
+    except those under the `reinitialise` prefixes; returns the run lineage."""
+    weights, lineage = initial_weights(path, device)
     own = model.state_dict()
     matching = {
-        name: value for name, value in state["model"].items()
+        name: value for name, value in weights.items()
         if name in own and own[name].shape == value.shape and not name.startswith(tuple(reinitialise))
     }  # fmt: skip
     model.load_state_dict(matching, strict=False)
     fresh = sorted(set(own) - set(matching))
-    print(f"initialised from {path} (step {state['step']}); fresh tensors: {fresh or 'none'}", flush=True)
-    return state.get("lineage", []) + [{"checkpoint": str(path), "steps": state["step"], "config": state["config"]}]
+    print(f"initialised from {path} ({lineage[-1]['steps']} steps); fresh tensors: {fresh or 'none'}", flush=True)
+    return lineage
 
 
 @torch.no_grad()

@@ -45,6 +45,7 @@ class DataConfig:
     target: str = "recording"  # or "teacher": the teacher vocoder's rendering (teacher.py)
     gta_share: float = 0.0  # share of segments whose input is the acoustic model's teacher-forced mel
     gta_models: str = ""  # models folder whose acoustic model made those mels; empty: the shipped one
+    gta_postnet: bool = True  # those mels after the acoustic model's post-net, as the runtime hears them
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -124,7 +125,7 @@ def load_clips(config: DataConfig, split: str, settings: FeatureSettings = Featu
     if split == "valid" and config.valid_utterances:
         # An even spread over the corpora rather than the first corpus only.
         utterances = utterances[:: max(1, len(utterances) // config.valid_utterances)][: config.valid_utterances]
-    folder = gta_folder(Path(config.gta_models) if config.gta_models else models_dir()) if config.gta_share > 0 else None
+    folder = gta_folder(Path(config.gta_models) if config.gta_models else models_dir(), config.gta_postnet) if config.gta_share > 0 else None
     clips, unpaired = [], 0
     for utterance in utterances:
         clip = load_clip(utterance, settings)

@@ -29,11 +29,11 @@ class AdversarialConfig:
     start_step: int = 0  # the discriminator trains alone until this step (its opinions start as noise)
 
 
-class SpectrogramDiscriminator(nn.Module):
-    def __init__(self, n_fft: int, hop: int, channels: int):
+class ImageDiscriminator(nn.Module):
+    """A small 2-D convolution stack judging a (B, 1, frames, bins) image: logits and feature maps."""
+
+    def __init__(self, channels: int):
         super().__init__()
-        self.n_fft, self.hop = n_fft, hop
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.layers = nn.ModuleList(
             [weight_norm(nn.Conv2d(1, channels, (3, 9), padding=(1, 4)))]
             + [weight_norm(nn.Conv2d(channels, channels, (3, 9), stride=(1, 2), padding=(1, 4))) for _ in range(3)]
@@ -41,15 +41,24 @@ class SpectrogramDiscriminator(nn.Module):
         )
         self.output = weight_norm(nn.Conv2d(channels, 1, (3, 3), padding=(1, 1)))
 
-    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(B, samples) -> logits (B, ...) and the feature maps (for feature matching)."""
-        spectrum = torch.stft(audio, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
-        x = torch.log(spectrum.abs().clamp(min=LOG_FLOOR)).transpose(1, 2)[:, None]  # (B, 1, frames, bins)
-        features = []
+    def judge(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x, features = image, []
         for layer in self.layers:
             x = F.leaky_relu(layer(x), 0.1)
             features.append(x)
         return self.output(x).flatten(1), features
+
+
+class SpectrogramDiscriminator(ImageDiscriminator):
+    def __init__(self, n_fft: int, hop: int, channels: int):
+        super().__init__(channels)
+        self.n_fft, self.hop = n_fft, hop
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, samples) -> logits (B, ...) and the feature maps (for feature matching)."""
+        spectrum = torch.stft(audio, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
+        return self.judge(torch.log(spectrum.abs().clamp(min=LOG_FLOOR)).transpose(1, 2)[:, None])  # (B, 1, frames, bins)
 
 
 class MultiResolutionDiscriminator(nn.Module):

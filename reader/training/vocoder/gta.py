@@ -31,9 +31,14 @@ from reader.training.acoustic.data import DataConfig as CorpusConfig
 from reader.training.acoustic.data import Utterance, read_manifest
 
 
-def gta_folder(models: Path) -> Path:
-    manifest = json.loads((models / "acoustic" / "manifest.json").read_text(encoding="utf-8"))
-    return cache_dir() / "vocoder" / "gta" / manifest["files"]["text_to_mel"]["sha256"][:16]
+def gta_folder(models: Path, postnet: bool = True) -> Path:
+    """Where the mels of an acoustic model are cached: keyed by its decoder and, where it has one and
+    it is used, its post-net (the post-net's own training data are the mels without it)."""
+    files = json.loads((models / "acoustic" / "manifest.json").read_text(encoding="utf-8"))["files"]
+    key = files["text_to_mel"]["sha256"][:16]
+    if postnet and "postnet" in files:
+        key += f"-postnet-{files['postnet']['sha256'][:8]}"
+    return cache_dir() / "vocoder" / "gta" / key
 
 
 def gta_path(folder: Path, utterance: Utterance) -> Path:
@@ -43,7 +48,7 @@ def gta_path(folder: Path, utterance: Utterance) -> Path:
 class TeacherForcedMels:
     """The acoustic model's mel of a recording, rendered with the recording's own prosody and timing."""
 
-    def __init__(self, models: Path) -> None:
+    def __init__(self, models: Path, postnet: bool = True) -> None:
         from reader.frontend.analysis import Analyzer
         from reader.transfer import ProsodyTransfer
         from runtime.acoustic import AcousticModel
@@ -51,6 +56,7 @@ class TeacherForcedMels:
 
         acoustic = AcousticModel.load(models / "acoustic", SessionOptions(intra_op_threads=2, inter_op_threads=1))
         self.acoustic = acoustic
+        self.postnet = postnet
         self.transfer = ProsodyTransfer(acoustic, Analyzer())
 
     def render(self, utterance: Utterance) -> np.ndarray:
@@ -73,14 +79,15 @@ class TeacherForcedMels:
         log_f0 = token_mean_log_f0(extract_features(recording.samples, recording.sample_rate, settings).f0_hz, alignment.durations)
         f0 = None if np.isnan(log_f0).any() else np.exp(log_f0)
         output = self.acoustic.synthesize(
-            token_inputs(inputs), speaker, embedding[0], duration_override=alignment.durations.astype(np.float32), prosody_codes=codes, f0_override=f0
-        )
+            token_inputs(inputs), speaker, embedding[0], duration_override=alignment.durations.astype(np.float32), prosody_codes=codes, f0_override=f0,
+            postnet=self.postnet,
+        )  # fmt: skip
         assert output.mel.shape[0] == log_mel.shape[0], (output.mel.shape, log_mel.shape)
         return output.mel.astype(np.float32)
 
 
-def render_corpora(models: Path, corpora: list[str], splits: tuple[str, ...] = ("train", "valid")) -> dict[str, int]:
-    folder = gta_folder(models)
+def render_corpora(models: Path, corpora: list[str], splits: tuple[str, ...] = ("train", "valid"), postnet: bool = True) -> dict[str, int]:
+    folder = gta_folder(models, postnet)
     renderer = None
     counts = {"rendered": 0, "cached": 0, "skipped": 0}
     started = time.monotonic()
@@ -90,7 +97,7 @@ def render_corpora(models: Path, corpora: list[str], splits: tuple[str, ...] = (
             if path.is_file():
                 counts["cached"] += 1
                 continue
-            renderer = renderer or TeacherForcedMels(models)
+            renderer = renderer or TeacherForcedMels(models, postnet)
             try:
                 mel = renderer.render(utterance)
             except ReaderError as exc:
@@ -111,10 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=Path, default=None, help="models folder (default: the shipped one)")
     parser.add_argument("--corpora", nargs="+", default=["ljspeech_longform", "kathleen_arctic"])
+    parser.add_argument("--without-postnet", action="store_true", help="the decoder's mels before the post-net (the post-net's training data)")
     args = parser.parse_args(argv)
     models = args.models or models_dir()
-    print(f"teacher-forced mels of {models / 'acoustic'} -> {gta_folder(models)}")
-    print(render_corpora(models, args.corpora))
+    postnet = not args.without_postnet
+    print(f"teacher-forced mels of {models / 'acoustic'} -> {gta_folder(models, postnet)}")
+    print(render_corpora(models, args.corpora, postnet=postnet))
 
 
 if __name__ == "__main__":

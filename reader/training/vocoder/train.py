@@ -45,6 +45,7 @@ from .losses import LossConfig, SpectralLosses
 from .teacher import labelled_clips
 from .model import ModelConfig, VocoderGenerator, check_feature_settings, count_parameters
 from ..cli import run_training
+from ..onnx_weights import weights_from_graph
 
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"
@@ -116,23 +117,8 @@ def hardware_description(threads: int) -> str:
 
 
 def weights_from_onnx(folder: Path) -> dict[str, torch.Tensor]:
-    """A VocoderGenerator state dict read back from an exported graph (export.py's SpectraGraph).
-
-    The TorchScript exporter keeps convolution and norm parameters under their module names
-    (`model.<name>`) but stores each Linear layer's weight, transposed, as an anonymous MatMul input;
-    the MatMul node's output name (`/model/<module path>/MatMul_output_0`) says whose it is.
-    """
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(folder / "vocoder.onnx")).graph
-    initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    state = {name.removeprefix("model."): torch.from_numpy(array.copy()) for name, array in initializers.items() if name.startswith("model.")}
-    for node in graph.node:
-        if node.op_type == "MatMul" and node.input[1] in initializers:
-            module = node.output[0].removeprefix("/model/").removesuffix("/MatMul_output_0").replace("/", ".")
-            state[f"{module}.weight"] = torch.from_numpy(initializers[node.input[1]].T.copy())
-    return state
+    """A VocoderGenerator state dict read back from an exported graph (export.py's SpectraGraph)."""
+    return weights_from_graph(folder / "vocoder.onnx")
 
 
 def load_initial_weights(model: VocoderGenerator, folder: Path) -> None:

@@ -1,0 +1,90 @@
+"""The acoustic model's post-net: trains and resumes, exports a graph equal to the torch module, is
+recorded in the manifest, and the runtime applies it to every decoded mel (or not, when asked)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from reader.paths import models_dir
+from reader.transfer import token_inputs, transcript_tokens
+from reader.training.acoustic import postnet as postnet_training
+from reader.training.acoustic.postnet import Config, Postnet, load_postnet
+from reader.training.vocoder.data import Clip
+from runtime.acoustic import AcousticModel
+from runtime.errors import RuntimeModelError
+from runtime.session import SessionOptions
+
+ONE_THREAD = SessionOptions(intra_op_threads=1, inter_op_threads=1)
+
+
+def tiny_config(run_dir) -> Config:
+    config = Config.from_dict({"data": {"segment_frames": 16, "batch_size": 2}, "model": {"channels": 8, "layers": 3, "kernel_size": 3}})
+    config.train.run_dir = str(run_dir)
+    config.train.discriminator_channels, config.train.adversarial_start_step, config.train.log_every_steps = 4, 2, 1
+    return config
+
+
+def smooth_and_sharp_clips(count: int, rng: np.random.Generator) -> list[Clip]:
+    """Pairs as the teacher-forced data has them: a smoothed mel (the model's) and the sharp one."""
+    clips = []
+    for index in range(count):
+        sharp = (rng.normal(size=(40, 80)) - 5.0).astype(np.float32)
+        smooth = np.stack([np.convolve(row, np.ones(5) / 5, mode="same") for row in sharp]).astype(np.float32)
+        clips.append(Clip(f"clip{index}", np.zeros(40 * 256, np.float32), sharp, smooth))
+    return clips
+
+
+def test_postnet_starts_as_the_identity():
+    mel = torch.randn(1, 30, 80) - 4.0
+    assert torch.equal(Postnet(tiny_config("x").model)(mel), mel)
+
+
+def test_training_resumes_and_export_matches_the_torch_module(tmp_path, monkeypatch):
+    clips = smooth_and_sharp_clips(4, np.random.default_rng(0))
+    monkeypatch.setattr(postnet_training, "training_clips", lambda config, split: clips if split == "train" else clips[:1])
+    config = tiny_config(tmp_path / "run")
+    postnet_training.train(config, max_steps=3)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("adversarial" in record for record in log)  # the discriminator took part after start_step
+    assert log[-1]["step"] == 3 and "valid_l1" in log[-1]
+    postnet_training.train(config, max_steps=2)
+    assert json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])["step"] == 5  # resumed, not restarted
+
+    acoustic = tmp_path / "acoustic"
+    shutil.copytree(models_dir() / "acoustic", acoustic)
+    (acoustic / "postnet.onnx").unlink(missing_ok=True)
+    postnet_training.export(tmp_path / "run" / "checkpoint.pt", acoustic)
+    manifest = json.loads((acoustic / "manifest.json").read_text())
+    assert manifest["files"]["postnet"]["file"] == "postnet.onnx" and manifest["postnet"]["steps"] == 5
+
+    module, _ = load_postnet(tmp_path / "run" / "checkpoint.pt")
+    model = AcousticModel.load(acoustic, ONE_THREAD)
+    mel = (np.random.default_rng(1).normal(size=(1, 33, 80)) - 4.0).astype(np.float32)
+    (exported,) = model._postnet.run(None, {"log_mel": mel})
+    with torch.no_grad():
+        expected = module(torch.from_numpy(mel)).numpy()
+    assert np.abs(exported - expected).max() < 1e-4
+
+
+def test_runtime_applies_the_postnet_unless_told_not_to(tmp_path, analyzer):
+    acoustic = tmp_path / "acoustic"
+    shutil.copytree(models_dir() / "acoustic", acoustic)
+    if not (acoustic / "postnet.onnx").is_file():
+        module = Postnet(tiny_config("x").model)
+        torch.nn.init.normal_(module.convs[-1].weight, std=0.05)  # not the identity
+        torch.save({"postnet": module.state_dict(), "step": 0, "training_clips": 0, "config": tiny_config("x").as_dict()}, tmp_path / "checkpoint.pt")
+        postnet_training.export(tmp_path / "checkpoint.pt", acoustic)
+    tokens = token_inputs(transcript_tokens("A short test sentence.", analyzer))
+    model = AcousticModel.load(acoustic, ONE_THREAD)
+    speaker = model.speaker("LJ")
+    sharpened, plain = model.synthesize(tokens, speaker), model.synthesize(tokens, speaker, postnet=False)
+    assert sharpened.mel.shape == plain.mel.shape and np.array_equal(sharpened.durations, plain.durations)
+    assert not np.allclose(sharpened.mel, plain.mel)
+    (acoustic / "postnet.onnx").write_bytes(b"not a graph")
+    with pytest.raises(RuntimeModelError):
+        AcousticModel.load(acoustic, ONE_THREAD)
