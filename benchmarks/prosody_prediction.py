@@ -1,4 +1,4 @@
-"""Prosody by prediction (issue 15): the code predictor's four feature sets against the recordings.
+"""Prosody by prediction (issue 15): the code predictor's feature sets against the recordings.
 
     python benchmarks/prosody_prediction.py [--runs DIR] [--limit N] [--listen]
         -> benchmarks/results/prosody_prediction.{json,md}
@@ -7,8 +7,10 @@ Systems, all decoded by the shipped acoustic model with the voice's centroid emb
 the phoneme-level prosody codes differ:
 - `acoustic model's predictor`: the codes the acoustic model predicts itself (text, five tokens of context);
   what `--prosody centroid` reads with;
-- `phonemes`, `syntax`, `bert`, `syntax+bert`: the code predictor variants of
-  reader.training.code_predictor.train (cache_dir()/code_predictor/runs/<set>/, or --runs);
+- `phonemes`, `syntax`, `bert`, `syntax+bert`, `syntax+context`, `bert+context`: the code predictor
+  variants of reader.training.code_predictor.train (cache_dir()/code_predictor/runs/<set>/, or --runs);
+  the context variants read each LJ test clip after the clip before it (its text, as the engine would
+  read the book: reader.training.code_predictor.data.clip_contexts), kathleen's as lone sentences;
 - `recording's codes`: the CopyCat codes read from the test clip's own recording (an upper bound: what
   a perfect predictor would reach through this acoustic model).
 
@@ -41,9 +43,9 @@ import numpy as np
 
 from reader.model_inputs import BREAK_IDS
 from reader.paths import data_dir, models_dir
-from reader.prosody_prediction import FEATURE_SETS, CodePredictor, predictor_inputs, sentence_word_vectors
+from reader.prosody_prediction import FEATURE_SETS, CodePredictor, context_features, predictor_inputs, sentence_word_vectors
 from reader.training.acoustic.data import Utterance
-from reader.training.code_predictor.data import ClipExample, ExampleBuilder, acoustic_key, example_from_arrays
+from reader.training.code_predictor.data import ClipExample, ExampleBuilder, acoustic_key, clip_contexts, example_from_arrays, training_utterances
 from common import CORPORA, semitones, write_results  # benchmarks/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
@@ -71,9 +73,11 @@ def test_examples(builder: ExampleBuilder, utterances: list[Utterance]) -> list[
     """Each clip's example (inputs, recorded codes, durations) and its recording's log-F0 per token (Praat)."""
     from reader.transfer import load_source, source_token_log_f0
 
+    contexts = clip_contexts([*training_utterances("train"), *training_utterances("valid"), *utterances])
+    context = context_features([contexts[u.utterance_id] for u in utterances], builder.encoder)
     examples = []
-    for utterance in utterances:
-        example = example_from_arrays(builder.build(utterance), utterance)
+    for utterance, unit_context in zip(utterances, context):
+        example = example_from_arrays(builder.build(utterance), utterance, unit_context)
         recording = load_source(utterance.audio_path, builder.acoustic.sample_rate)
         examples.append((example, source_token_log_f0(recording, example.durations, builder.acoustic.hop_length)))
     return examples

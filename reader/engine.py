@@ -25,7 +25,7 @@ from .model_inputs import sentence_to_inputs
 from .models import check_models, reading_models
 from .paths import models_dir
 from .frontend.prosody import BreakLevel
-from .prosody_prediction import DEFAULT_PROSODY, PREDICTED, PROSODY_MODES, SentenceCodes
+from .prosody_prediction import DEFAULT_PROSODY, LONE_SENTENCE, PREDICTED, PROSODY_MODES, ReadingContext, SentenceCodes
 from .prosody_selection import ProsodySelector, Selection
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class PlannedSentence:
 
     analysis: SentenceAnalysis
     selection: Selection  # reader.prosody_selection: the acoustic embedding, and the bank utterance it came from
+    context: ReadingContext = LONE_SENTENCE  # the sentence before it in its paragraph, for predicted prosody
 
 
 class Reader:
@@ -154,9 +155,10 @@ class Reader:
     def voices(self) -> list[str]:
         return [s.name for s in self.acoustic.speakers]
 
-    def request(self, sentence: SentenceAnalysis, selection: Selection | None = None) -> SynthesisRequest:
+    def request(self, sentence: SentenceAnalysis, selection: Selection | None = None, context: ReadingContext = LONE_SENTENCE) -> SynthesisRequest:
         """The synthesis request for one analysed sentence (`selection`: its reader.prosody_selection
-        choice, made here without long-form memory if not given)."""
+        choice, made here without long-form memory if not given; `context`: where it stands in its
+        paragraph, for a predicted-prosody variant that reads it, a lone sentence if not given)."""
         from runtime.acoustic import TokenInputs
 
         inputs = sentence_to_inputs(sentence)
@@ -171,7 +173,7 @@ class Reader:
             pause_frames[np.flatnonzero(boundary)[-1]] = round(FINAL_PAUSE_SECONDS[final] * frames_per_second)
         tokens = TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
         embedding = (selection or self.prosody.select(sentence)).embedding
-        codes = self.predicted.codes(sentence, self.speaker.id) if self.predicted is not None else None
+        codes = self.predicted.codes(sentence, self.speaker.id, context) if self.predicted is not None else None
         word_spans = np.array([(w.start, w.end) for w in sentence.words], np.int64).reshape(-1, 2)
         return SynthesisRequest(
             tokens, inputs.word_indices, levels, pause_frames, self.speaker, embedding, self.speed, sentence,
@@ -189,13 +191,15 @@ class Reader:
         else:
             raise TypeError(f"expected a str or a reader.frontend.document.Document, got {type(text).__name__}")
         reading = self.prosody.reading()  # the long-form rule's memory, per document
+        previous = None
         for sentence in self.analyzer.iter_sentences(document, quick_start):
-            yield PlannedSentence(sentence, reading.select(sentence))
+            yield PlannedSentence(sentence, reading.select(sentence), ReadingContext.after(previous, sentence))
+            previous = sentence
 
     def requests(self, text: str | Document, quick_start: bool = False) -> Iterator[SynthesisRequest]:
         """Synthesis requests in reading order (see sentences())."""
         for planned in self.sentences(text, quick_start):
-            yield self.request(planned.analysis, planned.selection)
+            yield self.request(planned.analysis, planned.selection, planned.context)
 
     async def stream(self, text: str | Document, pace_seconds: float | None = None, quick_start: bool = False) -> AsyncIterator[AudioChunk]:
         """Audio chunks (runtime.stream.AudioChunk) of `text` as they are synthesised, phrase by phrase.
@@ -265,7 +269,7 @@ class Reader:
         timings: seconds from the run's start, `sentence_index` counting the run's sentences from 0.
         Each run has a vocoder stream of its own, so runs rendered apart (a book in resumable pieces)
         join at a sentence boundary, inside the sentence's final pause."""
-        return self.synthesize_requests(self.request(planned.analysis, planned.selection) for planned in sentences)
+        return self.synthesize_requests(self.request(planned.analysis, planned.selection, planned.context) for planned in sentences)
 
     def synthesize_requests(self, requests: Iterable[SynthesisRequest]) -> Audio:
         """Ready-made synthesis requests (see stream_requests()) as one array, with their timings."""

@@ -12,10 +12,13 @@ context) predictor with one that reads, each switchable by its feature set:
   each word (`syntax_features`);
 - `bert`: + contextual MiniLM word vectors (`SentenceEncoder.word_vectors`, the encoder shipped for
   selection);
-- `syntax+bert`: both.
-The four share one architecture and one ONNX signature (inputs a feature set does not use are zeros),
-so they differ only in what they are told: the seed's comparison (Tyagi et al., Interspeech 2020)
-redone for prediction. Trained by reader.training.code_predictor; compared by
+- `syntax+bert`: both;
+- `syntax+context`, `bert+context`: + long-form context (`ReadingContext`): the MiniLM sentence vector
+  of the unit read just before (zeros at the start of a paragraph, or for a lone sentence) and whether
+  that unit stopped mid-sentence.
+All share one architecture and one ONNX signature (inputs a feature set does not use are zeros), so
+they differ only in what they are told: the seed's comparison (Tyagi et al., Interspeech 2020) redone
+for prediction. Trained by reader.training.code_predictor; compared by
 benchmarks/prosody_prediction.py.
 """
 
@@ -33,7 +36,7 @@ from .frontend.prosody import BreakLevel
 from .model_inputs import ModelInputs, sentences_to_inputs
 from .prosody_selection import SELECTORS, SentenceEncoder, first_line
 
-FEATURE_SETS = ("phonemes", "syntax", "bert", "syntax+bert")
+FEATURE_SETS = ("phonemes", "syntax", "bert", "syntax+bert", "syntax+context", "bert+context")
 # How `--prosody` chooses each sentence's prosody: an embedding selector, or predicted codes.
 PREDICTED = "predicted"
 PROSODY_MODES = (*SELECTORS, PREDICTED)
@@ -47,7 +50,9 @@ DEFAULT_PROSODY = PREDICTED
 POSITION_DIM = 2
 SYNTAX_DIM = 4
 BERT_DIM = 384
-CODE_PREDICTOR_FORMAT_VERSION = 1
+# The previous unit's sentence vector, then whether it stopped mid-sentence (see ReadingContext).
+CONTEXT_DIM = BERT_DIM + 1
+CODE_PREDICTOR_FORMAT_VERSION = 2  # 2: the `context` input
 
 
 def uses_syntax(feature_set: str) -> bool:
@@ -56,6 +61,46 @@ def uses_syntax(feature_set: str) -> bool:
 
 def uses_bert(feature_set: str) -> bool:
     return "bert" in feature_set
+
+
+def uses_context(feature_set: str) -> bool:
+    return "context" in feature_set
+
+
+@dataclass(frozen=True)
+class ReadingContext:
+    """Where a reading unit (an engine sentence, a training clip) stands in the text read aloud.
+
+    Only what the training data can teach: LJ's clips come in reading order but without paragraph
+    marks, and ARCTIC's are lone sentences, so a "first in paragraph" or "last" flag would be constant
+    per voice (it would learn the voice, not the position). A paragraph's start is told by the absent
+    previous unit instead, which the network reads as an average previous sentence (model.py)."""
+
+    previous_text: str | None = None  # the unit read just before, in the same paragraph; None: none
+    continues: bool = False  # that unit stopped mid-sentence (a clip cut at a clause, a long sentence's piece)
+
+    @classmethod
+    def after(cls, previous: SentenceAnalysis | None, sentence: SentenceAnalysis) -> ReadingContext:
+        """The context of `sentence` read right after `previous` (None: the text's first)."""
+        if previous is None or (previous.chapter, previous.paragraph) != (sentence.chapter, sentence.paragraph):
+            return cls()
+        return cls(previous.text, continues=previous.breaks[-1] < BreakLevel.SENTENCE)
+
+
+LONE_SENTENCE = ReadingContext()  # ARCTIC's clips; a paragraph's first sentence
+
+
+def context_features(contexts: Sequence[ReadingContext], encoder) -> np.ndarray:
+    """(len(contexts), CONTEXT_DIM): the previous unit's MiniLM sentence vector (zeros without one), and
+    `continues`."""
+    features = np.zeros((len(contexts), CONTEXT_DIM), np.float32)
+    present = [i for i, c in enumerate(contexts) if c.previous_text is not None]
+    if present:
+        # One text per batch, as the engine encodes them: the int8 graph's activation scales span the
+        # batch, so a padded batch gives (slightly) other vectors.
+        features[present, :BERT_DIM] = encoder.encode([contexts[i].previous_text for i in present], batch_size=1)
+    features[:, BERT_DIM] = [c.continues for c in contexts]
+    return features
 
 
 @dataclass(frozen=True)
@@ -69,6 +114,7 @@ class PredictorInputs:
     position: np.ndarray  # (N, POSITION_DIM) float32
     syntax: np.ndarray  # (N, SYNTAX_DIM) float32, zeros without syntax
     bert: np.ndarray  # (N, BERT_DIM) float32, zeros without BERT
+    context: np.ndarray  # (CONTEXT_DIM,) float32, the unit's: zeros without context (or for a lone sentence)
 
     def __len__(self) -> int:
         return int(self.symbol_ids.shape[0])
@@ -84,6 +130,7 @@ class PredictorInputs:
             "position": as_batch(self.position, np.float32),
             "syntax": as_batch(self.syntax, np.float32),
             "bert": as_batch(self.bert, np.float32),
+            "context": as_batch(self.context, np.float32),
         }
 
 
@@ -148,9 +195,12 @@ def _to_tokens(word_values: np.ndarray, inputs: ModelInputs) -> np.ndarray:
     return word_values[index] if len(word_values) else np.zeros((len(index), word_values.shape[1]), np.float32)
 
 
-def predictor_inputs(sentences: Sequence[SentenceAnalysis], feature_set: str, word_vectors: np.ndarray | None = None) -> PredictorInputs:
+def predictor_inputs(
+    sentences: Sequence[SentenceAnalysis], feature_set: str, word_vectors: np.ndarray | None = None, context: np.ndarray | None = None
+) -> PredictorInputs:
     """The predictor's inputs for consecutive sentences (one engine request, or one training clip).
-    `word_vectors`: sentence_word_vectors(...) of the same sentences, needed when the set uses BERT."""
+    `word_vectors`: sentence_word_vectors(...) of the same sentences, needed when the set uses BERT;
+    `context`: the unit's row of context_features(...), used when the set uses context (None: a lone sentence)."""
     if feature_set not in FEATURE_SETS:
         raise ValueError(f"unknown feature set {feature_set!r}: one of {', '.join(FEATURE_SETS)}")
     inputs = sentences_to_inputs(sentences)
@@ -170,6 +220,7 @@ def predictor_inputs(sentences: Sequence[SentenceAnalysis], feature_set: str, wo
         position=_to_tokens(position, inputs),
         syntax=_to_tokens(syntax, inputs) if uses_syntax(feature_set) else np.zeros((n, SYNTAX_DIM), np.float32),
         bert=bert,
+        context=context if uses_context(feature_set) and context is not None else np.zeros(CONTEXT_DIM, np.float32),
     )
 
 
@@ -202,8 +253,9 @@ class CodePredictor:
         return cls(session, data, folder)
 
     @property
-    def uses_bert(self) -> bool:
-        return uses_bert(self.feature_set)
+    def uses_encoder(self) -> bool:
+        """Its inputs need the MiniLM encoder (word vectors, or the previous sentence's vector)."""
+        return uses_bert(self.feature_set) or uses_context(self.feature_set)
 
     def predict(self, inputs: PredictorInputs, speaker_id: int) -> np.ndarray:
         """(N, prosody_code_dim) codes for the acoustic model's prosody_codes input."""
@@ -213,7 +265,8 @@ class CodePredictor:
 
 class SentenceCodes:
     """The engine's predicted prosody (`--prosody predicted`): each sentence's codes from the shipped
-    code predictor, with the BERT encoder loaded when its feature set needs it.
+    code predictor, with the BERT encoder loaded when its feature set needs it (BERT word vectors, or
+    the previous sentence's vector).
 
     `required` (the user named the mode): a missing or unusable predictor or BERT model, or a sentence
     they cannot handle, is a ModelError. Otherwise (the default) the same failures fall back, with one
@@ -229,7 +282,7 @@ class SentenceCodes:
     def load(cls, models: Path, text_to_mel_sha256: str, required: bool) -> SentenceCodes:
         try:
             predictor = CodePredictor.load(models / "code_predictor", text_to_mel_sha256)
-            encoder = SentenceEncoder.load(models / "bert") if predictor.uses_bert else None
+            encoder = SentenceEncoder.load(models / "bert") if predictor.uses_encoder else None
         except Exception as exc:  # noqa: BLE001 - any unusable model takes the same road
             if required:
                 raise ModelError(f"predicted prosody is unavailable: {_reason(exc)}") from None
@@ -245,13 +298,16 @@ class SentenceCodes:
             self._warned = True
             warnings.warn(f"{reason}; reading with the acoustic model's own text-only prosody", stacklevel=3)
 
-    def codes(self, sentence: SentenceAnalysis, speaker_id: int) -> np.ndarray | None:
-        """(tokens, code_dim) codes of the sentence's tokens, or None for the acoustic model's own."""
+    def codes(self, sentence: SentenceAnalysis, speaker_id: int, context: ReadingContext = LONE_SENTENCE) -> np.ndarray | None:
+        """(tokens, code_dim) codes of the sentence's tokens read in `context` (default: a lone
+        sentence), or None for the acoustic model's own."""
         if self.predictor is None:
             return None
+        feature_set = self.predictor.feature_set
         try:
-            vectors = sentence_word_vectors(self.encoder, [sentence]) if self.encoder is not None else None
-            return self.predictor.predict(predictor_inputs([sentence], self.predictor.feature_set, vectors), speaker_id)
+            vectors = sentence_word_vectors(self.encoder, [sentence]) if uses_bert(feature_set) else None
+            (features,) = context_features([context], self.encoder) if uses_context(feature_set) else (None,)
+            return self.predictor.predict(predictor_inputs([sentence], feature_set, vectors, features), speaker_id)
         except Exception as exc:  # noqa: BLE001 - onnxruntime and the tokenizer raise their own types
             if self.required:
                 raise ModelError(f"predicted prosody failed on {sentence.text[:60]!r}: {_reason(exc)}") from None

@@ -14,20 +14,25 @@ from pathlib import Path
 import torch
 
 from reader.paths import models_dir
-from reader.prosody_prediction import BERT_DIM, CODE_PREDICTOR_FORMAT_VERSION, FEATURE_SETS, POSITION_DIM, SYNTAX_DIM
+from reader.prosody_prediction import BERT_DIM, CODE_PREDICTOR_FORMAT_VERSION, CONTEXT_DIM, FEATURE_SETS, POSITION_DIM, SYNTAX_DIM
 from runtime.manifest import record_files
 
 from .model import CodePredictorNet, PredictorConfig
 
 GRAPH_NAME = "code_predictor.onnx"
 DEFAULT_COMPENSATION = 0.5  # benchmarks/results/prosody_prediction.md: half the F0-std gap back at +0.25 st RMSE; 1.0 overshoots RMSE
-INPUT_NAMES = ["symbol_ids", "stress_ids", "word_position_ids", "break_ids", "speaker_id", "position", "syntax", "bert"]
+INPUT_NAMES = ["symbol_ids", "stress_ids", "word_position_ids", "break_ids", "speaker_id", "position", "syntax", "bert", "context"]
+PER_UNIT_INPUTS = ("speaker_id", "context")  # one row per batch item; the rest have one per token
+# What the network was before the context input: runs trained then load with these zeros, which is
+# exactly their function (and so re-export, for format 2, unchanged).
+CONTEXT_WEIGHTS = ("context.weight", "previous_mean")
 
 
 def load_run(run_dir: Path) -> tuple[CodePredictorNet, dict]:
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu")
     model = CodePredictorNet(PredictorConfig(**state["config"]))
-    model.load_state_dict(state["model"])
+    before_context = {name: torch.zeros_like(value) for name, value in model.state_dict().items() if name in CONTEXT_WEIGHTS}
+    model.load_state_dict(before_context | state["model"])
     return model.eval(), state
 
 
@@ -48,11 +53,12 @@ def export_run(run_dir: Path, out_dir: Path | None = None, compensation: float =
     example = (
         torch.randint(2, 40, (1, n)), torch.randint(0, 3, (1, n)), torch.randint(0, 4, (1, n)), torch.randint(0, 4, (1, n)),
         torch.zeros(1, dtype=torch.int64), torch.rand(1, n, POSITION_DIM), torch.rand(1, n, SYNTAX_DIM), torch.rand(1, n, BERT_DIM),
+        torch.rand(1, CONTEXT_DIM),
     )  # fmt: skip
     tokens = {0: "batch", 1: "tokens"}
     torch.onnx.export(
         model, example, str(out_dir / GRAPH_NAME), input_names=INPUT_NAMES, output_names=["prosody_codes"], opset_version=17, dynamo=False,
-        dynamic_axes={**{name: tokens for name in INPUT_NAMES if name != "speaker_id"}, "speaker_id": {0: "batch"}, "prosody_codes": tokens},
+        dynamic_axes={**{name: tokens for name in INPUT_NAMES if name not in PER_UNIT_INPUTS}, **{name: {0: "batch"} for name in PER_UNIT_INPUTS}, "prosody_codes": tokens},
     )  # fmt: skip
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     manifest = {
@@ -61,7 +67,7 @@ def export_run(run_dir: Path, out_dir: Path | None = None, compensation: float =
         "feature_set": state["feature_set"],
         "acoustic_text_to_mel_sha256": summary["acoustic_text_to_mel_sha256"],
         "io": {
-            "inputs": "token arrays int64 (1, N) as reader.prosody_prediction.PredictorInputs, speaker_id int64 (1,), position/syntax/bert float32 (1, N, D); unused features are zeros",
+            "inputs": "token arrays int64 (1, N) as reader.prosody_prediction.PredictorInputs, speaker_id int64 (1,), position/syntax/bert float32 (1, N, D), context float32 (1, CONTEXT_DIM); unused features are zeros",
             "prosody_codes": "float32 (1, N, code_dim): the acoustic model's prosody_codes input (prosody_code_mask 1)",
         },
         "training": summary,

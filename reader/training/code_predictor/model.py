@@ -1,6 +1,7 @@
-"""The code predictor network: token embeddings + position, syntax and BERT projections + speaker, a
-dilated convolution stack (about 120 tokens of context either side: a whole sentence, where the
-acoustic model's own predictor sees five tokens), and a linear head to the prosody codes."""
+"""The code predictor network: token embeddings + position, syntax and BERT projections + speaker + the
+reading context (one row per unit, added to each of its tokens), a dilated convolution stack (about 120
+tokens of context either side: a whole sentence, where the acoustic model's own predictor sees five
+tokens), and a linear head to the prosody codes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from reader.prosody_prediction import BERT_DIM, POSITION_DIM, SYNTAX_DIM
+from reader.prosody_prediction import BERT_DIM, CONTEXT_DIM, POSITION_DIM, SYNTAX_DIM
 from reader.training.acoustic.model import ConvStack, TokenEmbedding
 
 
@@ -41,12 +42,31 @@ class CodePredictorNet(nn.Module):
         # back towards the recorded codes' spread (global variance, as in HMM-era TTS).
         self.register_buffer("code_mean", torch.zeros(config.code_dim))
         self.register_buffer("code_scale", torch.ones(config.code_dim))
+        # The context projection is made last and from a forked RNG, without a bias, and its dropout draws
+        # from a generator of its own: a set without context (all zeros) trains exactly as before it
+        # existed (same initial weights, same dropout masks, zero contribution and gradient).
+        with torch.random.fork_rng(devices=[]):
+            self.context = nn.Linear(CONTEXT_DIM, hidden, bias=False)
+            self.context_dropout = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, ())))
+        # The mean previous-sentence vector of the training units that have one (set before training):
+        # centred, an absent previous sentence (a paragraph's start, ARCTIC's lone sentences) reads as an
+        # average one rather than carrying a voice's offset, since in the data only LJ has them.
+        self.register_buffer("previous_mean", torch.zeros(BERT_DIM))
 
-    def forward(self, symbol_ids, stress_ids, word_position_ids, break_ids, speaker_id, position, syntax, bert, token_mask=None):
-        """(B, N, code_dim) codes; token_mask (B, N) float, None = all valid (export, batch of one)."""
+    def forward(self, symbol_ids, stress_ids, word_position_ids, break_ids, speaker_id, position, syntax, bert, context, token_mask=None):
+        """(B, N, code_dim) codes; context (B, CONTEXT_DIM); token_mask (B, N) float, None = all valid (export, batch of one)."""
         if token_mask is None:
             token_mask = torch.ones_like(symbol_ids, dtype=torch.float32)
         x = self.embedding(symbol_ids, stress_ids, word_position_ids, break_ids) + self.speaker(speaker_id)[:, None, :]
-        x = x + self.position(position) + self.syntax(syntax) + self.bert(bert)
+        x = x + self.position(position) + self.syntax(syntax) + self.bert(bert) + self.context(self.centred(context))[:, None, :]
         codes = self.head(self.convs(x * token_mask[..., None], token_mask))
         return (self.code_mean + (codes - self.code_mean) * self.code_scale) * token_mask[..., None]
+
+    def centred(self, context: torch.Tensor) -> torch.Tensor:
+        previous, continues = context[:, :BERT_DIM], context[:, BERT_DIM:]
+        present = (previous.abs().sum(-1, keepdim=True) > 0).to(previous.dtype)
+        previous = (previous - self.previous_mean) * present
+        if self.training:
+            keep = torch.rand(previous.shape, generator=self.context_dropout) >= self.config.bert_dropout
+            previous = previous * keep / (1 - self.config.bert_dropout)
+        return torch.cat([previous, continues], -1)

@@ -1,6 +1,6 @@
 """Train the code predictor's variants (reader.prosody_prediction.FEATURE_SETS), everything else equal.
 
-    python -m reader.training.code_predictor.train [--feature-sets phonemes syntax bert syntax+bert]
+    python -m reader.training.code_predictor.train [--feature-sets phonemes syntax ... bert+context]
         [--steps 3000] [--models DIR]   -> cache_dir()/code_predictor/runs/<feature set>/
 
 Each variant starts from the same initial weights (one seed, one architecture: inputs a set does not
@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from reader.paths import cache_dir, models_dir
-from reader.prosody_prediction import FEATURE_SETS
+from reader.prosody_prediction import BERT_DIM, FEATURE_SETS, uses_context
 
 from .data import INPUT_FIELDS, ClipExample, acoustic_key, build_examples, training_utterances
-from .export import DEFAULT_COMPENSATION, export_run
+from .export import CONTEXT_WEIGHTS, DEFAULT_COMPENSATION, export_run
 from .model import CodePredictorNet, PredictorConfig
 
 SEED = 1234
@@ -51,6 +51,7 @@ def collate(examples: list[ClipExample], feature_set: str) -> tuple[dict[str, to
         return torch.from_numpy(out)
 
     inputs = {name: padded([getattr(e.inputs[feature_set], name) for e in examples]) for name in INPUT_FIELDS}
+    inputs["context"] = torch.from_numpy(np.stack([e.inputs[feature_set].context for e in examples]))
     inputs["speaker_id"] = torch.tensor([e.speaker_id for e in examples], dtype=torch.int64)
     mask = padded([np.ones(len(e.codes), np.float32) for e in examples])
     return inputs, padded([e.codes for e in examples]), mask
@@ -84,13 +85,23 @@ def code_statistics(model: CodePredictorNet, examples: list[ClipExample], featur
     return {"predicted_mean": predicted.mean(0).tolist(), "predicted_std": predicted.std(0).tolist(), "recorded_std": target.std(0).tolist()}
 
 
+def previous_mean(examples: list[ClipExample], feature_set: str) -> torch.Tensor:
+    """The mean previous-sentence vector of the units that have one (model.py: what an absent one reads as)."""
+    previous = np.stack([e.inputs[feature_set].context[:BERT_DIM] for e in examples])
+    previous = previous[np.abs(previous).sum(-1) > 0]
+    return torch.from_numpy(previous.mean(0)) if len(previous) else torch.zeros(BERT_DIM)
+
+
 def train_variant(feature_set: str, train: list[ClipExample], valid: list[ClipExample], steps: int, models: Path, config: PredictorConfig) -> Path:
     """Trains one variant; returns its run folder (checkpoint.pt: the best weights, and log.jsonl)."""
     run_dir = runs_folder() / feature_set
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(SEED)
     model = CodePredictorNet(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=1e-2)
+    model.previous_mean.copy_(previous_mean(train, feature_set))
+    # A set without context leaves its weights out, so its gradient norm (and clipping) is as before them.
+    parameters = [p for name, p in model.named_parameters() if uses_context(feature_set) or name not in CONTEXT_WEIGHTS]
+    optimizer = torch.optim.AdamW(parameters, lr=LEARNING_RATE, weight_decay=1e-2)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LEARNING_RATE, total_steps=steps, pct_start=0.05)
     order = np.random.default_rng(SEED)  # the same batches, in the same order, for every variant
     best, best_step, started = float("inf"), 0, time.monotonic()
@@ -101,7 +112,7 @@ def train_variant(feature_set: str, train: list[ClipExample], valid: list[ClipEx
             loss = masked_mse(model(**inputs, token_mask=mask), target, mask)
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             schedule.step()
             if step % VALID_EVERY_STEPS == 0 or step == steps:
@@ -144,8 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     models = args.models or models_dir()
-    train = build_examples(models, training_utterances("train"))
-    valid = build_examples(models, training_utterances("valid"))
+    clips = {split: training_utterances(split) for split in ("train", "valid")}
+    train, valid = (build_examples(models, clips[split], clips["train"] + clips["valid"]) for split in ("train", "valid"))
     config = PredictorConfig(n_speakers=len(json.loads((models / "acoustic" / "manifest.json").read_text(encoding="utf-8"))["speakers"]))
     for feature_set in args.feature_sets:
         run_dir = train_variant(feature_set, train, valid, args.steps, models, config)
