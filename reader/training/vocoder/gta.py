@@ -11,8 +11,10 @@ own per-phoneme F0 (taken as the acoustic model's training features take it, not
 unknown voices), so the mel's frames line up with the recording's and its pitch is the recording's.
 
 Rerun this after the acoustic model changes: the mels are cached under
-cache_dir()/vocoder/gta/<text_to_mel sha256 prefix>/<corpus>/<id>.npy, so a new model gets new mels
-and the vocoder's fine-tune (configs/vocoder_distill.toml) picks them up.
+cache_dir()/vocoder/gta/<text_to_mel sha256 prefix>[-postnet-<postnet sha256 prefix>]/<corpus>/<id>.npy,
+so a new model or post-net gets new mels and the vocoder's fine-tune picks them up. The mels are taken
+after the acoustic model's post-net, as the runtime feeds the vocoder; `--without-postnet` gives the
+decoder's own, the post-net's training data (reader/training/acoustic/postnet.py).
 """
 
 from __future__ import annotations
