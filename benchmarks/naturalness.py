@@ -175,7 +175,7 @@ def score_system(name: str, renderings: list[Rendering], work: Path, dnsmos: Dns
     ]
 
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: speaking rate over sound within 30 dB of the peak (speech_quality.speech_seconds)
 
 
 def cache_key(system: str, models: Path, clips: list) -> str:
