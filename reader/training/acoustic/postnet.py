@@ -35,7 +35,7 @@ from torch import nn
 
 from reader.paths import cache_dir, models_dir
 from runtime.manifest import file_entry
-from reader.training.vocoder.data import Clip, DataConfig as ClipConfig, load_clips
+from reader.training.vocoder.data import Clip, DataConfig as ClipConfig, SegmentSampler, load_clips
 from reader.training.vocoder.discriminator import ImageDiscriminator, discriminator_loss, generator_losses
 
 GRAPH_NAME = "postnet.onnx"
@@ -116,18 +116,11 @@ class Postnet(nn.Module):
         return log_mel + self.convs[-1](x).transpose(1, 2)
 
 
-def segments(clips: list[Clip], config: DataConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def segments(sampler: SegmentSampler, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """(model mel, recording mel) batches of random aligned segments, clips drawn by length."""
-    frames = config.segment_frames
-    usable = [c for c in clips if c.log_mel.shape[0] > frames]
-    lengths = np.array([c.log_mel.shape[0] - frames for c in usable], np.float64)
-    model_mels, recorded = [], []
-    for index in rng.choice(len(usable), size=config.batch_size, p=lengths / lengths.sum()):
-        clip = usable[index]
-        start = int(rng.integers(0, clip.log_mel.shape[0] - frames))
-        model_mels.append(clip.gta_mel[start : start + frames])
-        recorded.append(clip.log_mel[start : start + frames])
-    return torch.from_numpy(np.stack(model_mels)), torch.from_numpy(np.stack(recorded))
+    frames = sampler.config.segment_frames
+    pairs = [(clip.gta_mel[start : start + frames], clip.log_mel[start : start + frames]) for clip, start in sampler.positions(rng)]
+    return torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs]))
 
 
 def spectral_contrast(log_mel: np.ndarray) -> float:
@@ -154,9 +147,14 @@ def run_dir_of(config: Config) -> Path:
     return path if path.is_absolute() else cache_dir() / "postnet" / path
 
 
+def clip_config(config: Config) -> ClipConfig:
+    """The vocoder's clip settings for the post-net: every clip with the decoder's own teacher-forced mel."""
+    data = config.data
+    return ClipConfig(corpora=data.corpora, gta_share=1.0, gta_postnet=False, valid_utterances=data.valid_utterances, segment_frames=data.segment_frames, batch_size=data.batch_size)
+
+
 def training_clips(config: Config, split: str) -> list[Clip]:
-    clip_config = ClipConfig(corpora=config.data.corpora, gta_share=1.0, gta_postnet=False, valid_utterances=config.data.valid_utterances)
-    return [c for c in load_clips(clip_config, split) if c.gta_mel is not None]
+    return [c for c in load_clips(clip_config(config), split) if c.gta_mel is not None]
 
 
 def train(config: Config, max_steps: int | None = None) -> Path:
@@ -168,6 +166,7 @@ def train(config: Config, max_steps: int | None = None) -> Path:
     clips, valid = training_clips(config, "train"), training_clips(config, "valid")
     if not clips:
         raise SystemExit("no teacher-forced mels: run python -m reader.training.vocoder.gta --without-postnet first")
+    sampler = SegmentSampler(clips, clip_config(config))
     postnet, discriminator = Postnet(config.model), ImageDiscriminator(config.train.discriminator_channels)
     optimizer = torch.optim.AdamW(postnet.parameters(), lr=config.train.learning_rate, betas=(0.8, 0.99))
     d_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=config.train.discriminator_learning_rate, betas=(0.8, 0.99))
@@ -191,7 +190,7 @@ def train(config: Config, max_steps: int | None = None) -> Path:
             log_file.flush()
 
         while step < stop_at:
-            model_mel, recorded = segments(clips, config.data, rng)
+            model_mel, recorded = segments(sampler, rng)
             output = postnet(model_mel)
             real = [discriminator.judge(recorded[:, None])]
             d_loss = discriminator_loss(real, [discriminator.judge(output.detach()[:, None])])

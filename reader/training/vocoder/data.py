@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -154,12 +155,16 @@ class SegmentSampler:
         self.config = config
         self.hop = settings.hop_length
 
+    def positions(self, rng: np.random.Generator) -> Iterator[tuple[Clip, int]]:
+        """A batch of (clip, first frame) of random segments (drawn lazily, one at a time)."""
+        for index in rng.choice(len(self.clips), size=self.config.batch_size, p=self.probabilities):
+            clip = self.clips[index]
+            yield clip, int(rng.integers(0, clip.log_mel.shape[0] - self.config.segment_frames))
+
     def sample(self, rng: np.random.Generator) -> Segments:
         frames, hop = self.config.segment_frames, self.hop
         mels, audios = [], []
-        for index in rng.choice(len(self.clips), size=self.config.batch_size, p=self.probabilities):
-            clip = self.clips[index]
-            start = int(rng.integers(0, clip.log_mel.shape[0] - frames))
+        for clip, start in self.positions(rng):
             use_gta = clip.gta_mel is not None and rng.random() < self.config.gta_share
             mels.append((clip.gta_mel if use_gta else clip.log_mel)[start : start + frames])
             audios.append(clip.audio[start * hop : (start + frames) * hop])
