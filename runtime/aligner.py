@@ -7,13 +7,18 @@ the diagonal). The most likely monotonic path through them (Glow-TTS's MAS, the 
 too) gives each token's duration in frames.
 
 Whether the transcript fits the recording is judged by the path's cost: per frame, how much less
-likely the frame's token on the path is than the frame's best token on its own (nats), averaged over
-frames (a log-likelihood ratio, like the goodness-of-pronunciation score). With the right transcript
-the path follows each frame's best token; with other words it is forced through tokens the frames
-do not match. Unlike the path's mean -log p (`mean_nll`), it does not grow with the number of
-tokens: the softmax spreads a frame's probability over every token of its phoneme, so the mean -log p
-of correct 30-s transcripts reached that of wrong 5-s ones. The threshold is calibrated at export on
-held-out clips (manifest `aligner`).
+likely the frame's token on the path is than the frame's best token on its own (nats, a log-likelihood
+ratio like the goodness-of-pronunciation score), averaged two ways and the two means averaged: over
+frames, and over tokens (each token's mean over its frames). With the right transcript the path follows
+each frame's best token; with other words it is forced through tokens the frames do not match. The
+frame mean alone lets long stretches (a pause, a drawn-out vowel) outweigh many short sounds; the token
+mean weighs every sound alike. On the 8 speechocean762 speakers held out of the aligner's fine-tune
+(149 clips, each against the same speaker's next clip's transcript) the average separates right from
+wrong transcripts better than the frame mean (ROC AUC 0.990 against 0.983; right ones accepted where
+95% of wrong ones are refused: 98% against 91%). Unlike the path's mean -log p (`mean_nll`), the cost
+does not grow with the number of tokens: the softmax spreads a frame's probability over every token of
+its phoneme, so the mean -log p of correct 30-s transcripts reached that of wrong 5-s ones. The
+threshold is calibrated at export on held-out clips (manifest `aligner`).
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def monotonic_alignment_search(log_probs: np.ndarray, text_lengths: np.ndarray, 
 @dataclass(frozen=True)
 class Alignment:
     durations: np.ndarray  # (N,) int64 frames per token, each >= 1, summing to the recording's frame count
-    cost: float  # mean over frames of log p(frame's best token) - log p(its token on the path), nats
+    cost: float  # log p(frame's best token) - log p(its token on the path), nats: (frame mean + token mean) / 2
     cost_threshold: float  # the model's calibrated limit on cost: above it the transcript does not match
     mean_nll: float  # mean negative log-probability per frame along the path (prior included), for reference
 
@@ -72,7 +77,9 @@ def alignment_of(log_probs: np.ndarray, cost_threshold: float) -> Alignment:
     n_frames, n_tokens = log_probs.shape
     durations = monotonic_alignment_search(log_probs[None], np.array([n_tokens]), np.array([n_frames]))[0]
     on_path = log_probs[np.arange(n_frames), np.repeat(np.arange(n_tokens), durations)]
-    return Alignment(durations, float(np.mean(log_probs.max(axis=1) - on_path)), cost_threshold, float(-on_path.mean()))
+    frame_cost = log_probs.max(axis=1) - on_path
+    token_cost = np.add.reduceat(frame_cost, np.cumsum(durations) - durations) / durations  # durations >= 1
+    return Alignment(durations, float((frame_cost.mean() + token_cost.mean()) / 2), cost_threshold, float(-on_path.mean()))
 
 
 class RuntimeAligner:

@@ -13,7 +13,7 @@ import soundfile as sf
 from reader.model_inputs import SYMBOL_TO_ID, transcript_to_inputs
 from reader.paths import data_dir, models_dir
 from runtime.acoustic import AcousticModel, TokenInputs
-from runtime.aligner import RuntimeAligner
+from runtime.aligner import RuntimeAligner, alignment_of
 from runtime.errors import RuntimeModelError
 from runtime.features import f0_on_frame_grid, log_mel_spectrogram
 from runtime.session import SessionOptions
@@ -73,6 +73,16 @@ def test_wrong_transcript_is_flagged(aligner, analyzer, corpus):
     alignment = aligner.align(tokens_of(transcript(corpus, other_id), analyzer), log_mel)
     assert alignment.cost > alignment.cost_threshold and not alignment.matches_transcript
     assert alignment.durations.sum() == log_mel.shape[0]
+
+
+def test_cost_averages_the_frame_mean_and_the_token_mean():
+    # The last frame prefers token 0 by 2 nats, but the path must end on token 1: frame costs 0, 0, 0, 2
+    # (mean 0.5), token costs 0 and 2 (mean 1.0), so a token's miss counts as a token, not as a frame.
+    log_probs = np.array([[0.0, -5.0], [0.0, -5.0], [0.0, -5.0], [0.0, -2.0]])
+    alignment = alignment_of(log_probs, cost_threshold=1.0)
+    assert alignment.durations.tolist() == [3, 1]
+    assert alignment.cost == pytest.approx(0.75)
+    assert alignment.mean_nll == pytest.approx(0.5)
 
 
 @needs_data

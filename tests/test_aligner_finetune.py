@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from reader.model_inputs import N_BREAK_IDS, N_STRESS_IDS, N_WORD_POSITION_IDS, SYMBOLS  # noqa: E402
-from reader.paths import models_dir  # noqa: E402
+from reader.paths import data_dir, models_dir  # noqa: E402
 from reader.training.acoustic.aligner_finetune import (  # noqa: E402
     AlignerModel,
     Clip,
@@ -109,3 +109,18 @@ def test_augmentation_keeps_shape_and_range():
     out = augment(np.clip(clip.log_mel, -11.5, 2.0), FinetuneConfig(augment_probability=1.0), np.random.default_rng(0))
     assert out.shape == clip.log_mel.shape and out.dtype == np.float32 and np.all(np.isfinite(out))
     assert out.min() >= -9.0 - 1e-4  # the noise floor lifts the quietest bins
+
+
+@pytest.mark.skipif(not (data_dir() / "splits.json").is_file(), reason="speech data (../shared/data) not present")
+def test_calibration_takes_the_unheard_speakers_train_clips_as_a_group_of_their_own():
+    from reader.training.acoustic.data import DataConfig
+    from reader.training.acoustic.export import calibrate_aligner
+
+    config = DataConfig(corpora=["speechocean762_adults"], max_utterances_per_corpus=4)
+    section = calibrate_aligner(models_dir() / "acoustic" / "aligner.onnx", config, unheard_speakers=["so0024"])
+    groups = section["calibration"]["per_corpus"]
+    assert set(groups) == {"speechocean762_adults", "speechocean762_adults (unheard train speakers)"}
+    # so0024's first 4 train clips, and the corpus's first 4 valid clips (one of them also so0024's)
+    assert groups["speechocean762_adults (unheard train speakers)"]["clips"] == 4 and groups["speechocean762_adults"]["clips"] == 4
+    assert section["calibration"]["clips"] == 8 and section["calibration"]["unheard_speakers"] == ["so0024"]
+    assert section["cost_threshold"] > 0

@@ -126,12 +126,12 @@ def test_durations_are_those_the_decoder_reconstructs_the_recording_best_with(tr
     log_mel = log_mel_spectrogram(recording.samples, FeatureSettings())
     speaker = transfer.speaker("kathleen")
     candidates = [a.align(token_inputs(inputs), log_mel).durations for a in (transfer.aligner, transfer.joint_aligner)]
-    chosen = transfer.decoder_durations(log_mel, inputs, speaker, candidates[0])
-    assert any(np.array_equal(chosen, c) for c in candidates)
+    chosen, known_voice = transfer.decoder_fit(log_mel, inputs, speaker, candidates[0])
+    assert known_voice and any(np.array_equal(chosen, c) for c in candidates)
     errors = [transfer.reconstruction_error(log_mel, inputs, speaker, d) for d in (*candidates, chosen)]
     assert errors[2] == min(errors[:2])
     prosody = transfer.analyse_source(clip_path(KATHLEEN_CLIP), KATHLEEN_CLIP[3], source_voice="kathleen")
-    assert np.array_equal(prosody.durations, chosen)
+    assert np.array_equal(prosody.durations, chosen) and prosody.known_voice
 
 
 def test_telephone_band_audio_is_named_as_the_doubt_refused_or_forced_with_a_warning(tmp_path, transfer):
@@ -207,6 +207,22 @@ def test_a_male_source_lands_in_the_target_voices_own_register(transfer, target)
     # the target's median vowel pitch within a semitone of its own reading, not dragged towards the source's
     assert abs(np.log2(np.median(plan.f0_override[vowels]) / np.median(reading[vowels]))) < 1 / 12
     assert np.median(plan.f0_override[vowels]) > 1.05 * np.exp(np.median(prosody.log_f0[vowels]))
+
+
+def test_an_unheard_voice_gives_its_timing_and_melody_and_the_target_predicts_the_rest(transfer):
+    known = transfer.plan(transfer.analyse_source(clip_path(LJ_CLIP), LJ_CLIP[3], source_voice="LJ"), "kathleen", mode="codes+f0")
+    assert known.prosody.known_voice and known.prosody_codes is known.prosody.codes
+    prosody = transfer.analyse_source(clip_path(MALE_CLIP), MALE_CLIP[3], force=True)
+    assert not prosody.known_voice  # the decoder does not reconstruct him as one of its voices
+    plan = transfer.plan(prosody, "kathleen", mode="codes+f0")
+    assert plan.prosody_codes is None and np.all(plan.f0_override > 0)
+    assert any("unlike the model's voices" in note for note in plan.notes())
+    output = transfer.decode(plan)
+    assert np.array_equal(output.durations, prosody.durations)  # his timing
+    vowels = prosody.inputs.stress_ids > 0
+    assert np.corrcoef(np.log(output.f0[vowels]), prosody.log_f0[vowels])[0, 1] > 0.9  # his melody
+    codes_only = transfer.plan(prosody, "kathleen", mode="codes")  # the codes mode keeps his codes
+    assert codes_only.prosody_codes is prosody.codes and not any("unlike" in note for note in codes_only.notes())
 
 
 @pytest.mark.parametrize(

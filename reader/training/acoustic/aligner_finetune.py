@@ -2,6 +2,7 @@
 
     python -m reader.training.acoustic.aligner_finetune --config configs/aligner_finetune.toml
     python -m reader.training.acoustic.aligner_finetune --config configs/aligner_finetune.toml --export-only [--ship]
+    python -m reader.training.acoustic.aligner_finetune --config configs/aligner_finetune.toml --recalibrate
 
 The acoustic model's aligner (token embedding + keys/queries, runtime/aligner.py) was trained on the
 two training voices only, and its transcript-mismatch threshold calibrated on them; on speakers it never
@@ -10,10 +11,11 @@ The torch checkpoint is gone, so the aligner is rebuilt from aligner.onnx's init
 against the ONNX graph on a real clip), fine-tuned with the training's own forward-sum (CTC) loss over
 its log-probabilities (soft alignment plus the beta-binomial prior) and, optionally, its binarisation
 term, on the train splits of the configured corpora (the test split is never read), exported with the
-same inputs and outputs, and recalibrated on the valid splits of the same corpora (export.py's
-calibrate_aligner). The aligner's input is exactly what the runtime gives it (runtime.features'
-log-mel of the recording resampled to the model rate, as reader.transfer.load_source does), so the
-runtime needs no change.
+same inputs and outputs, and recalibrated on the valid splits of the same corpora and on the train
+clips of the held-out speakers, voices it never heard (export.py's calibrate_aligner); --recalibrate
+does only that, in place, for the shipped aligner (after a change to how runtime/aligner.py scores).
+The aligner's input is exactly what the runtime gives it (runtime.features' log-mel of the recording
+resampled to the model rate, as reader.transfer.load_source does), so the runtime needs no change.
 
 Log-mels and token arrays are cached under cache_dir()/aligner/<key>/<corpus>/<id>.npz. The run
 checkpoints to <run_dir>/checkpoint.pt every few minutes and resumes from it. The export writes a full
@@ -498,7 +500,7 @@ def export(config: FinetuneConfig, ship: bool = False, log=print) -> Path:
     if difference > 1e-3:
         raise RuntimeError(f"the exported aligner differs from the fine-tuned one (max difference {difference})")
     previous = {"sha256": manifest["files"]["aligner"]["sha256"], **manifest["aligner"]}
-    manifest["aligner"] = calibrate_aligner(aligner_path, config.data_config())
+    manifest["aligner"] = calibrate_aligner(aligner_path, config.data_config(), config.holdout_speakers)
     manifest["files"]["aligner"] = file_entry(aligner_path)
     manifest["training"]["aligner_finetune"] = {
         "module": "reader.training.acoustic.aligner_finetune",
@@ -530,18 +532,37 @@ def export(config: FinetuneConfig, ship: bool = False, log=print) -> Path:
     return out_dir
 
 
+def recalibrate(config: FinetuneConfig, log=print) -> Path:
+    """Recalibrate the source acoustic folder's shipped aligner in place (after a change to how the runtime
+    scores an alignment): its manifest's `aligner` section, from the valid splits of the configured corpora."""
+    folder = source_folder(config)
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    previous = manifest["aligner"]["cost_threshold"]
+    manifest["aligner"] = calibrate_aligner(folder / manifest["files"]["aligner"]["file"], config.data_config(), config.holdout_speakers)
+    if "joint_aligner" in manifest:  # its threshold is on the same cost, though only its durations are used
+        manifest["joint_aligner"]["cost_threshold"] = calibrate_aligner(folder / manifest["files"]["joint_aligner"]["file"], config.data_config(), config.holdout_speakers)["cost_threshold"]
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    log(f"calibration: {json.dumps(manifest['aligner']['calibration'])} threshold {previous} -> {manifest['aligner']['cost_threshold']}")
+    return manifest_path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fine-tune the exported aligner on more voices; export and recalibrate it")
     parser.add_argument("--config", default="configs/aligner_finetune.toml")
     parser.add_argument("--export-only", action="store_true", help="export and recalibrate the run's checkpoint without training")
     parser.add_argument("--no-export", action="store_true", help="train only")
     parser.add_argument("--ship", action="store_true", help="also copy aligner.onnx and manifest.json into the source acoustic folder")
+    parser.add_argument("--recalibrate", action="store_true", help="only recalibrate the source folder's shipped aligner in place")
     args = parser.parse_args(argv)
     config = load_config(args.config)
 
     def log(message: str) -> None:
         print(message, flush=True)
 
+    if args.recalibrate:
+        recalibrate(config, log)
+        return
     if not args.export_only:
         train(config, log)
     if not args.no_export:

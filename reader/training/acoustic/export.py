@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from runtime.features import FeatureSettings
 from runtime.manifest import read_manifest as read_model_manifest
 
 from ..onnx_weights import weights_from_graph
-from .data import DataConfig, FeatureCache, NormalisationStats, build_examples, read_manifest
+from .data import DataConfig, Example, FeatureCache, NormalisationStats, build_examples, read_manifest
 from .model import AcousticModel, ModelConfig
 
 FORMAT_VERSION = 1
@@ -234,16 +235,22 @@ def mismatch_threshold(matched: np.ndarray, mismatched: np.ndarray) -> float:
     return float(candidates[errors == errors.min()].max())
 
 
-def calibrate_aligner(aligner_path: Path, data_config: DataConfig) -> dict:
+def calibrate_aligner(aligner_path: Path, data_config: DataConfig, unheard_speakers: Sequence[str] = ()) -> dict:
     """The manifest's `aligner` section: the transcript-mismatch threshold on the runtime's alignment cost,
     calibrated on the valid clips of every configured corpus, each aligned (with the exported graph, as
-    the runtime does) to its own transcript and to the transcript of the corpus's next valid clip with
-    other words (for a one-speaker corpus, the speaker's next clip)."""
+    the runtime does) to its own transcript and to the transcript of the group's next clip with other
+    words (for a one-speaker corpus, the speaker's next clip). unheard_speakers: train-split speakers a
+    fine-tune held out as its development set; their clips calibrate too, as a group of their own, so
+    that the threshold also fits voices the aligner never heard (transfer's sources)."""
     from reader.frontend.analysis import Analyzer
     from runtime.aligner import alignment_of
     from runtime.session import SessionOptions, load_session
 
-    utterances = read_manifest(data_config, "valid")
+    grouped = [(u, u.corpus) for u in read_manifest(data_config, "valid")]
+    if unheard_speakers:
+        grouped += [(u, f"{u.corpus} (unheard train speakers)") for u in read_manifest(data_config, "train") if u.speaker in unheard_speakers]
+    group_by_clip = {(u.corpus, u.utterance_id): group for u, group in grouped}
+    utterances = [u for u, _ in grouped]
     speakers = sorted({u.speaker for u in utterances})
     examples = build_examples(utterances, speakers, Analyzer(), FeatureCache(), data_config)
     session = load_session(aligner_path, SessionOptions(intra_op_threads=1, inter_op_threads=1))
@@ -254,9 +261,13 @@ def calibrate_aligner(aligner_path: Path, data_config: DataConfig) -> dict:
         (log_probs,) = session.run(None, {name: getattr(inputs, name)[None] for name in TOKEN_INPUTS} | {"log_mel": log_mel[None]})
         return alignment_of(log_probs[0], cost_threshold=float("nan")).cost
 
+    def group_of(example: Example) -> str:
+        return group_by_clip[(example.utterance.corpus, example.utterance.utterance_id)]
+
+    groups = list(dict.fromkeys(group_of(e) for e in examples))
     matched, mismatched, corpus_of = [], [], []
-    for corpus in data_config.corpora:
-        clips = [e for e in examples if e.utterance.corpus == corpus]
+    for group in groups:
+        clips = [e for e in examples if group_of(e) == group]
         for i, example in enumerate(clips if len(clips) > 1 else []):
             others = clips[i + 1 :] + clips[:i]
             other = next((o for o in others if o.utterance.text != example.utterance.text), None)
@@ -264,18 +275,19 @@ def calibrate_aligner(aligner_path: Path, data_config: DataConfig) -> dict:
                 continue
             matched.append(cost(example.inputs, example.features.log_mel))
             mismatched.append(cost(other.inputs, example.features.log_mel))
-            corpus_of.append(corpus)
+            corpus_of.append(group)
     matched, mismatched, corpus_of = np.asarray(matched), np.asarray(mismatched), np.asarray(corpus_of)
     threshold = mismatch_threshold(matched, mismatched)
     spread = lambda costs: [round(float(np.min(costs)), 4), round(float(np.median(costs)), 4), round(float(np.max(costs)), 4)]  # noqa: E731
     return {
         "cost_threshold": round(threshold, 4),
-        "cost": "mean over frames of max_n log p(frame, n) - log p(frame, token on the monotonic path), prior included (runtime/aligner.py); above the threshold the transcript is taken not to match",
+        "cost": "max_n log p(frame, n) - log p(frame, token on the monotonic path), prior included, averaged over frames and over tokens and the two means averaged (runtime/aligner.py); above the threshold the transcript is taken not to match",
         "calibration": {
-            "split": "valid",
+            "split": "valid" + (", and train clips of the unheard speakers" if unheard_speakers else ""),
             "corpora": list(data_config.corpora),
+            **({"unheard_speakers": list(unheard_speakers)} if unheard_speakers else {}),
             "clips": int(matched.size),
-            "mismatched_transcript": "the transcript of the corpus's next valid clip with other words",
+            "mismatched_transcript": "the transcript of the group's next clip with other words",
             "matched_cost_min_median_max": spread(matched),
             "mismatched_cost_min_median_max": spread(mismatched),
             "matched_accepted": round(float(np.mean(matched <= threshold)), 4),
@@ -286,7 +298,7 @@ def calibrate_aligner(aligner_path: Path, data_config: DataConfig) -> dict:
                     "matched_accepted": round(float(np.mean(matched[corpus_of == corpus] <= threshold)), 4),
                     "mismatched_rejected": round(float(np.mean(mismatched[corpus_of == corpus] > threshold)), 4),
                 }
-                for corpus in data_config.corpora
+                for corpus in groups
                 if np.any(corpus_of == corpus)
             },
         },
