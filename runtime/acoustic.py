@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UnknownVoiceError
+from .errors import RuntimeModelError, UnknownVoiceError
 from .manifest import read_manifest
 from .session import SessionOptions, load_session
 
 ACOUSTIC_FORMAT_VERSION = 1
+# A post-net residual scaled further than this is no longer sharpening but a corrupt manifest.
+MAX_POSTNET_GAIN = 4.0
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,14 @@ class AcousticModel:
             for s in manifest["speakers"]
         ]
         self._text_to_mel = load_session(folder / manifest["files"]["text_to_mel"]["file"], options)
-        # The post-net sharpens the decoder's smooth mels (reader/training/acoustic/postnet.py).
+        # The post-net sharpens the decoder's smooth mels (reader/training/acoustic/postnet.py); for the
+        # voices the manifest's residual_gain names, its residual (output - input) is scaled, so that the
+        # output has the recordings' spectral contrast (1.0 for the others).
         self._postnet = load_session(folder / manifest["files"]["postnet"]["file"], options) if "postnet" in manifest["files"] else None
+        gains = manifest.get("postnet", {}).get("residual_gain", {})
+        if not isinstance(gains, dict) or not all(isinstance(g, (int, float)) and 0.0 < g <= MAX_POSTNET_GAIN for g in gains.values()):
+            raise RuntimeModelError(f"acoustic model {folder}: post-net residual_gain {gains} is not a gain in (0, {MAX_POSTNET_GAIN}] per voice: re-export it")
+        self.postnet_gains = {name.lower(): float(gain) for name, gain in gains.items()}
         self._encoders: dict[str, object] = {}
 
     @classmethod
@@ -107,7 +115,9 @@ class AcousticModel:
         }
         mel, durations, f0 = self._text_to_mel.run(None, feeds)
         if postnet and self._postnet is not None:
-            (mel,) = self._postnet.run(None, {"log_mel": mel})
+            (sharpened,) = self._postnet.run(None, {"log_mel": mel})
+            gain = self.postnet_gains.get(speaker.name.lower(), 1.0)
+            mel = sharpened if gain == 1.0 else mel + gain * (sharpened - mel)
         return AcousticOutput(mel=mel[0], durations=durations[0].astype(np.int64), f0=f0[0])
 
     def encoder(self, name: str):

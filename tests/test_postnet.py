@@ -86,6 +86,56 @@ def test_runtime_applies_the_postnet_unless_told_not_to(tmp_path, analyzer):
     sharpened, plain = model.synthesize(tokens, speaker), model.synthesize(tokens, speaker, postnet=False)
     assert sharpened.mel.shape == plain.mel.shape and np.array_equal(sharpened.durations, plain.durations)
     assert not np.allclose(sharpened.mel, plain.mel)
+
+    # the manifest's residual gain for a voice scales what the post-net adds to its mels (others: 1);
+    # an impossible one is refused at load
+    manifest_path = acoustic / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    gain = model.postnet_gains.get("lj", 1.0)
+    manifest["postnet"]["residual_gain"] = {"LJ": 2.0 * gain}
+    manifest_path.write_text(json.dumps(manifest))
+    doubled = AcousticModel.load(acoustic, ONE_THREAD)
+    np.testing.assert_allclose(doubled.synthesize(tokens, speaker).mel - plain.mel, 2.0 * (sharpened.mel - plain.mel), atol=1e-4)
+    other = doubled.speaker("kathleen")
+    (acoustic / "manifest.json").write_text(json.dumps({**manifest, "postnet": {**manifest["postnet"], "residual_gain": {}}}))
+    ungained = AcousticModel.load(acoustic, ONE_THREAD).synthesize(tokens, other).mel
+    np.testing.assert_allclose(doubled.synthesize(tokens, other).mel, ungained, atol=1e-5)  # kathleen is not named: gain 1
+    for bad in ({"LJ": 0.0}, {"LJ": -1.0}, {"LJ": float("nan")}, {"LJ": 100.0}, {"LJ": "loud"}, 1.5):
+        manifest["postnet"]["residual_gain"] = bad
+        manifest_path.write_text(json.dumps(manifest))
+        with pytest.raises(RuntimeModelError, match="residual_gain"):
+            AcousticModel.load(acoustic, ONE_THREAD)
     (acoustic / "postnet.onnx").write_bytes(b"not a graph")
     with pytest.raises(RuntimeModelError):
         AcousticModel.load(acoustic, ONE_THREAD)
+
+
+def test_residual_gain_is_the_smallest_that_restores_the_recordings_spectral_contrast(tmp_path):
+    acoustic = models_dir() / "acoustic"
+    if not (acoustic / "postnet.onnx").is_file():
+        pytest.skip("the shipped acoustic model has no post-net")
+    clips = smooth_and_sharp_clips(6, np.random.default_rng(3))
+    gain, how = postnet_training.calibrate_residual_gain(acoustic, clips)
+    assert 1.0 <= gain <= postnet_training.MAX_GAIN_SEARCHED and "contrast ratio" in how
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(acoustic / "postnet.onnx"), providers=["CPUExecutionProvider"])
+    residuals = [session.run(None, {"log_mel": c.gta_mel[None]})[0][0] - c.gta_mel for c in clips]
+
+    def mean_ratio(g: float) -> float:
+        return float(np.mean([postnet_training.contrast_ratio(c.gta_mel, r, c.log_mel, g) for c, r in zip(clips, residuals)]))
+
+    assert mean_ratio(0.0) < mean_ratio(1.0)  # the post-net sharpens these smoothed mels
+    if gain < postnet_training.MAX_GAIN_SEARCHED:
+        assert mean_ratio(gain) >= 1.0
+    if gain > 1.0:
+        assert mean_ratio(gain - 0.05) < 1.0
+
+
+def test_calibrating_a_voice_no_corpus_reads_says_so():
+    from reader.paths import data_dir
+
+    if not (data_dir() / "splits.json").is_file():
+        pytest.skip("speech data (../shared/data) not present")
+    with pytest.raises(SystemExit, match="nobody"):
+        postnet_training.calibrate_voices(Config(), models_dir() / "acoustic", ["nobody"])

@@ -81,6 +81,25 @@ def test_teacher_forced_mel_lines_up_with_the_recording():
     assert float(np.abs(mel - recording).mean()) < 0.7
 
 
+def test_teacher_forced_mels_are_cached_per_decoder_postnet_and_gain(tmp_path):
+    import json
+    import shutil
+
+    from reader.training.vocoder.gta import gta_folder
+
+    models = tmp_path / "models"
+    (models / "acoustic").mkdir(parents=True)
+    shutil.copy(models_dir() / "acoustic" / "manifest.json", models / "acoustic" / "manifest.json")
+    manifest = json.loads((models / "acoustic" / "manifest.json").read_text())
+    if "postnet" not in manifest["files"]:
+        pytest.skip("the shipped acoustic model has no post-net")
+    folders = {gta_folder(models), gta_folder(models, postnet=False)}
+    manifest["postnet"]["residual_gain"] = {"LJ": 1.25, "kathleen": 2.0}
+    (models / "acoustic" / "manifest.json").write_text(json.dumps(manifest))
+    folders |= {gta_folder(models), gta_folder(models, postnet=False)}
+    assert len(folders) == 3  # the decoder's own mels do not depend on the post-net's gain
+
+
 def test_phase_losses_see_phase_that_magnitude_losses_miss():
     losses = SpectralLosses(LossConfig(resolutions=[[512, 128]], complex_weight=1.0, phase_weight=1.0))
     t = torch.arange(22050) / 22050.0

@@ -35,11 +35,15 @@ from reader.training.acoustic.data import Utterance, read_manifest
 
 def gta_folder(models: Path, postnet: bool = True) -> Path:
     """Where the mels of an acoustic model are cached: keyed by its decoder and, where it has one and
-    it is used, its post-net (the post-net's own training data are the mels without it)."""
-    files = json.loads((models / "acoustic" / "manifest.json").read_text(encoding="utf-8"))["files"]
+    it is used, its post-net and the post-net's residual gain (the post-net's own training data are the
+    mels without it)."""
+    manifest = json.loads((models / "acoustic" / "manifest.json").read_text(encoding="utf-8"))
+    files = manifest["files"]
     key = files["text_to_mel"]["sha256"][:16]
     if postnet and "postnet" in files:
         key += f"-postnet-{files['postnet']['sha256'][:8]}"
+        gains = manifest["postnet"].get("residual_gain", {})
+        key += "".join(f"-{name}-{gain:g}" for name, gain in sorted(gains.items()) if gain != 1.0)
     return cache_dir() / "vocoder" / "gta" / key
 
 
