@@ -13,7 +13,7 @@ import torch
 from reader.paths import models_dir
 from reader.transfer import token_inputs, transcript_tokens
 from reader.training.acoustic import postnet as postnet_training
-from reader.training.acoustic.postnet import Config, Postnet, load_postnet
+from reader.training.acoustic.postnet import Config, Postnet, load_postnet, spectral_contrast
 from reader.training.vocoder.data import Clip
 from runtime.acoustic import AcousticModel
 from runtime.errors import RuntimeModelError
@@ -123,7 +123,7 @@ def test_residual_gain_is_the_smallest_that_restores_the_recordings_spectral_con
     residuals = [session.run(None, {"log_mel": c.gta_mel[None]})[0][0] - c.gta_mel for c in clips]
 
     def mean_ratio(g: float) -> float:
-        return float(np.mean([postnet_training.contrast_ratio(c.gta_mel, r, c.log_mel, g) for c, r in zip(clips, residuals)]))
+        return float(np.mean([spectral_contrast(c.gta_mel + g * r) / spectral_contrast(c.log_mel) for c, r in zip(clips, residuals)]))
 
     assert mean_ratio(0.0) < mean_ratio(1.0)  # the post-net sharpens these smoothed mels
     if gain < postnet_training.MAX_GAIN_SEARCHED:

@@ -32,7 +32,7 @@ import json
 import time
 import tomllib
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -259,10 +259,6 @@ def export(checkpoint_path: Path, acoustic_dir: Path) -> Path:
     return path
 
 
-def contrast_ratio(log_mel: np.ndarray, residual: np.ndarray, recorded: np.ndarray, gain: float) -> float:
-    return spectral_contrast(log_mel + gain * residual) / spectral_contrast(recorded)
-
-
 def calibrate_residual_gain(acoustic_dir: Path, clips: list[Clip]) -> tuple[float, str]:
     """(gain, how it was chosen): on the clips' teacher-forced mels (without post-net), the gain on the
     exported post-net's residual at which the output's spectral contrast, averaged over the clips, equals
@@ -270,10 +266,11 @@ def calibrate_residual_gain(acoustic_dir: Path, clips: list[Clip]) -> tuple[floa
     from runtime.session import SessionOptions, load_session
 
     session = load_session(acoustic_dir / GRAPH_NAME, SessionOptions(intra_op_threads=1, inter_op_threads=1))
-    pairs = [(clip.gta_mel, session.run(None, {"log_mel": clip.gta_mel[None]})[0][0] - clip.gta_mel, clip.log_mel) for clip in clips]
+    # (model mel, post-net residual, the recording's contrast), each computed once for the whole grid
+    pairs = [(clip.gta_mel, session.run(None, {"log_mel": clip.gta_mel[None]})[0][0] - clip.gta_mel, spectral_contrast(clip.log_mel)) for clip in clips]
 
     def mean_ratio(gain: float) -> float:
-        return float(np.mean([contrast_ratio(mel, residual, recorded, gain) for mel, residual, recorded in pairs]))
+        return float(np.mean([spectral_contrast(mel + gain * residual) / recorded for mel, residual, recorded in pairs]))
 
     grid = np.round(np.arange(1.0, MAX_GAIN_SEARCHED + 1e-9, 0.05), 2)
     gain = next((float(g) for g in grid if mean_ratio(g) >= 1.0), float(grid[-1]))
@@ -292,8 +289,7 @@ def calibrate_voices(config: Config, acoustic_dir: Path, voices: list[str]) -> d
     for corpus in config.data.corpora:
         speaker = read_manifest(CorpusConfig(corpora=[corpus]), "valid")[0].speaker
         if speaker.lower() in wanted:
-            one_corpus = Config.from_dict({**config.as_dict(), "data": {**asdict(config.data), "corpora": [corpus], "valid_utterances": 0}})
-            clips = training_clips(one_corpus, "valid")
+            clips = training_clips(replace(config, data=replace(config.data, corpora=[corpus], valid_utterances=0)), "valid")
             if not clips:
                 raise SystemExit("no teacher-forced mels: run python -m reader.training.vocoder.gta --without-postnet first")
             found[speaker] = calibrate_residual_gain(acoustic_dir, clips)
