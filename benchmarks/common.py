@@ -13,13 +13,14 @@ CORPORA = ("ljspeech_longform", "kathleen_arctic")
 F0_FLOOR_HZ, F0_CEILING_HZ = 65.0, 600.0
 
 
-def test_clips(root: Path) -> list[tuple[str, str, str, Path]]:
-    """(corpus, id, transcript, audio path) of every test clip, corpus by corpus in split order."""
+def test_clips(root: Path, split: str = "test") -> list[tuple[str, str, str, Path]]:
+    """(corpus, id, transcript, audio path) of every clip of a split (the held-out test clips unless
+    told: "valid" is for choosing between candidates), corpus by corpus in split order."""
     splits = json.loads((root / "splits.json").read_text(encoding="utf-8"))
     clips = []
     for corpus in CORPORA:
         texts = dict(line.split("|", 2)[0::2] for line in (root / corpus / "metadata.csv").read_text(encoding="utf-8").splitlines() if line.strip())
-        clips += [(corpus, clip_id, texts[clip_id], root / corpus / "wavs" / f"{clip_id}.flac") for clip_id in splits[corpus]["test"]]
+        clips += [(corpus, clip_id, texts[clip_id], root / corpus / "wavs" / f"{clip_id}.flac") for clip_id in splits[corpus][split]]
     return clips
 
 

@@ -12,22 +12,31 @@ on the spectrum frames overlapping it. VocoderStream runs the graph on each new 
 that much context, keeps the overlap-add accumulators between calls, and emits only the samples no
 later frame can change. Latency: receptive_field_frames + 2 frames. The concatenated chunks equal
 `Vocoder.synthesize` on the whole mel (which is the same code with one chunk) up to float rounding.
+
+Denoising (manifest `denoise.strength`, 0 = off): the graph's own noise floor, the magnitude spectrum it
+gives a silent mel, is computed at load, scaled by the strength and subtracted from every frame's
+magnitude (floored at zero, phase kept): the bias removal of WaveGlow's and HiFi-GAN's denoisers, done
+on the spectra the graph already outputs, so it costs no extra transform and, being per frame, keeps
+streaming exact.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import RuntimeModelError
-from .features import FeatureSettings
+from .features import LOG_FLOOR, FeatureSettings
 from .manifest import MANIFEST_NAME as MANIFEST_NAME  # re-exported: the vocoder exporter writes it
 from .manifest import read_manifest
 from .session import SessionOptions, load_session
 
 FORMAT_VERSION = 1
+# A strength beyond this would subtract far more than the noise floor: a corrupt manifest, not a setting.
+MAX_DENOISE_STRENGTH = 16.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,21 @@ class VocoderSpec:
     graph_file: str
     features: FeatureSettings
     receptive_field_frames: int
+    denoise_strength: float = 0.0
+
+
+def set_denoise_strength(folder: str | Path, strength: float, selection: str) -> None:
+    """Write the denoise strength (and how it was chosen) into the manifest of the vocoder in `folder`."""
+    if not 0.0 <= strength <= MAX_DENOISE_STRENGTH:
+        raise ValueError(f"denoise strength {strength} is not in [0, {MAX_DENOISE_STRENGTH:g}]")
+    path = Path(folder) / MANIFEST_NAME
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["denoise"] = {
+        "strength": strength,
+        "method": "the graph's magnitude spectrum for a silent mel, times the strength, subtracted from every frame's magnitude, phase kept (runtime/vocoder.py)",
+        "selection": selection,
+    }
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 class Vocoder:
@@ -45,23 +69,44 @@ class Vocoder:
         self.spec = spec
         settings = spec.features
         self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(settings.n_fft) / settings.n_fft)).astype(np.float64)
+        self.noise_floor = spec.denoise_strength * self.silence_magnitude() if spec.denoise_strength > 0 else None
 
     @classmethod
     def load(cls, folder: str | Path, options: SessionOptions = SessionOptions()) -> Vocoder:
         """The vocoder in `folder` (manifest.json and its graph); bad files raise RuntimeModelError."""
         manifest = read_manifest(folder, "vocoder", FORMAT_VERSION)
         try:
-            spec = VocoderSpec(manifest.files["graph"].path.name, FeatureSettings(**manifest.data["features"]), int(manifest.data["receptive_field_frames"]))
-        except (KeyError, TypeError, ValueError) as exc:
+            spec = VocoderSpec(
+                manifest.files["graph"].path.name, FeatureSettings(**manifest.data["features"]), int(manifest.data["receptive_field_frames"]),
+                float(manifest.data.get("denoise", {}).get("strength", 0.0)),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RuntimeModelError(f"vocoder manifest is unreadable: {manifest.path} ({exc})") from None
+        if not 0.0 <= spec.denoise_strength <= MAX_DENOISE_STRENGTH:  # also refuses NaN
+            raise RuntimeModelError(f"vocoder manifest {manifest.path}: denoise strength {spec.denoise_strength} is not in [0, {MAX_DENOISE_STRENGTH:g}]")
         if spec.features != FeatureSettings():
             raise RuntimeModelError(f"vocoder {manifest.path} expects features {asdict(spec.features)}, the engine computes {asdict(FeatureSettings())}")
         return cls(load_session(manifest.files["graph"].path, options), spec)
 
-    def spectra(self, log_mel: np.ndarray) -> np.ndarray:
-        """(T, n_mels) -> (T, n_fft // 2 + 1) complex STFT frames from the graph."""
-        real, imag = self.session.run(None, {"log_mel": log_mel[None]})
+    def graph_spectra(self, log_mel: np.ndarray) -> np.ndarray:
+        """(T, n_mels) -> (T, n_fft // 2 + 1) complex STFT frames, as the graph gives them."""
+        real, imag = self.session.run(None, {"log_mel": np.asarray(log_mel, np.float32)[None]})
         return real[0].astype(np.float64) + 1j * imag[0].astype(np.float64)
+
+    def silence_magnitude(self) -> np.ndarray:
+        """(n_fft // 2 + 1,) the graph's magnitude spectrum for digital silence (every mel bin at the
+        features' log floor), where no frame sees the padding at the ends."""
+        context = self.spec.receptive_field_frames
+        silent = np.full((2 * context + 1, self.spec.features.n_mels), np.log(LOG_FLOOR), np.float32)
+        return np.abs(self.graph_spectra(silent)[context])
+
+    def spectra(self, log_mel: np.ndarray) -> np.ndarray:
+        """(T, n_mels) -> (T, n_fft // 2 + 1) complex STFT frames: the graph's, denoised where the manifest says."""
+        spectra = self.graph_spectra(log_mel)
+        if self.noise_floor is None:
+            return spectra
+        magnitude = np.abs(spectra)
+        return spectra * (np.maximum(magnitude - self.noise_floor, 0.0) / np.maximum(magnitude, 1e-12))
 
     def stream(self) -> VocoderStream:
         return VocoderStream(self)

@@ -2,12 +2,15 @@
 
     python -m reader.training.vocoder.export --config configs/vocoder.toml   # the run's best.pt
     python -m reader.training.vocoder.export --checkpoint path/to/checkpoint.pt --out-dir some/folder
+    python -m reader.training.vocoder.export --denoise-strength S --selection "how S was chosen"   # no new graph
 
 writes to exported_models/vocoder/ (reader.paths.models_dir()):
 - vocoder.onnx: log_mel float32 (1, T, 80) -> real, imag float32 (1, T, 513), any T (opset 17).
 - manifest.json: format version, sample rate and feature settings, receptive field (for streaming),
   architecture, training data and steps, hardware; benchmarks/vocoder_copy_synthesis.py adds the
-  copy-synthesis evaluation figures under "evaluation".
+  copy-synthesis evaluation figures under "evaluation"; "denoise" holds the runtime's denoise strength
+  (runtime/vocoder.py), 0 (off) for a new graph until one is chosen for it on the valid split:
+  `benchmarks/naturalness.py --split valid --vocoder-dir DIR --denoise-strength S` for a few S.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from torch import nn
 
 from reader.paths import models_dir
 from runtime.features import FeatureSettings
-from runtime.vocoder import FORMAT_VERSION, MANIFEST_NAME
+from runtime.vocoder import FORMAT_VERSION, MANIFEST_NAME, set_denoise_strength
 
 from .model import ModelConfig, VocoderGenerator, count_parameters
 from .teacher import DEFAULT_TEACHER, TEACHER_FOR_CORPUS
@@ -100,7 +103,7 @@ def write_manifest(model: VocoderGenerator, state: dict, graph_path: Path) -> Pa
             "segment_frames": config.data.segment_frames,
             "batch_size": config.data.batch_size,
             "steps": state["step"],
-            "losses": {**asdict(config.losses), "adversarial": "none"},
+            "losses": {**asdict(config.losses), "adversarial": asdict(config.adversarial) if config.adversarial.weight else "none"},
             "valid_mel_l1": state["best_valid_mel_l1"],
             "hardware": state["hardware"],
             "target": config.data.target,
@@ -142,13 +145,24 @@ def export(checkpoint_path: Path, out_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--config", help="training config: export the best checkpoint of its run folder")
     source.add_argument("--checkpoint", help="a checkpoint file (checkpoint.pt or best.pt)")
     parser.add_argument("--out-dir", help="default: <models_dir>/vocoder")
+    parser.add_argument("--denoise-strength", type=float, help="write this denoise strength into the manifest (alone: into the exported vocoder's)")
+    parser.add_argument("--selection", default="", help="with --denoise-strength: how the strength was chosen, for the manifest")
     args = parser.parse_args(argv)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else resolve_run_dir(load_config(args.config).train.run_dir) / BEST_NAME
-    export(checkpoint, Path(args.out_dir) if args.out_dir else models_dir() / "vocoder")
+    if not (args.config or args.checkpoint or args.denoise_strength is not None):
+        parser.error("give --config or --checkpoint to export, or --denoise-strength to set on an export")
+    out_dir = Path(args.out_dir) if args.out_dir else models_dir() / "vocoder"
+    if args.config or args.checkpoint:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else resolve_run_dir(load_config(args.config).train.run_dir) / BEST_NAME
+        export(checkpoint, out_dir)
+    if args.denoise_strength is not None:
+        try:
+            set_denoise_strength(out_dir, args.denoise_strength, args.selection)
+        except (OSError, ValueError) as exc:
+            parser.error(str(exc))
 
 
 if __name__ == "__main__":
