@@ -20,8 +20,9 @@ Columns (means over pairs):
 - dur corr: Pearson correlation of phoneme durations: the output's, measured by aligning the output
   audio with the main model's aligner (not the durations the model was told), against the source's;
 - WER: Whisper tiny.en (benchmarks/prosody_selection.py's measure);
-- refused: share of sources whose (correct) transcript the model's mismatch check refuses: false
-  refusals (the benchmark transfers every source, with force).
+- refused: share of sources whose (correct) transcript the model's transcript check refuses (the phone
+  check, runtime/phone_check.py, or the aligner's cost for a model without one): false refusals (the
+  benchmark transfers every source, with force).
 --espeak N adds espeak-ng readings of the first N test texts of each speaker as sources: an unseen,
 synthetic voice (labelled so), with their own rows and reference embedding (espeak-ng readings of
 training texts). The goals (issue 6): sim target of transfer >= that of plain TTS - 0.05; F0 corr >= 0.7; less
@@ -234,7 +235,15 @@ def wrong_transcripts(clips: list[Clip]) -> dict[str, str]:
 def refuses(transfer: ProsodyTransfer, source: Source, text: str) -> bool:
     """Whether the mismatch check refuses `text` as the source's transcript (analyse_source without --force)."""
     log_mel = log_mel_spectrogram(source.samples, feature_settings(transfer.acoustic))
-    return not transfer.aligner.align(token_inputs(transcript_tokens(text, transfer.analyzer)), log_mel).matches_transcript
+    tokens = token_inputs(transcript_tokens(text, transfer.analyzer))
+    return not transfer.transcript_fit(tokens, log_mel, transfer.aligner.align(tokens, log_mel).cost).matches
+
+
+def transcript_check(transfer: ProsodyTransfer) -> str:
+    """What decides whether a transcript matches, with its threshold (for the report)."""
+    if transfer.phone_check is None:
+        return f"alignment cost, threshold {transfer.aligner.cost_threshold}"
+    return f"phone check {transfer.phone_check.score_kind}, threshold {transfer.phone_check.score_threshold}"
 
 
 def feature_settings(acoustic: AcousticModel) -> FeatureSettings:
@@ -251,7 +260,7 @@ def evaluate_pair(models: ModelSet, measurer: ModelSet, source: Source, target: 
     # (false refusals); an espeak-ng voice is no known voice: the nearest is taken.
     known = None if clip.synthetic or clip.unseen else clip.speaker
     prosody = transfer.analyse_source(clip.path, clip.text, source_voice=known, force=True)
-    refused = float(prosody.alignment_cost > prosody.cost_threshold)
+    refused = float(not prosody.transcript_fit.matches)
     phonemes = (prosody.inputs.symbol_ids > 1) & ~prosody.inputs.boundary_mask
     rows = {}
     for system, mode in SYSTEMS.items():
@@ -353,7 +362,7 @@ def markdown(result: dict) -> str:
             (
                 f"Sources the model never heard, of a voice it does not know: {synthetic['sources']} readings by {synthetic['voice']}, "
                 f"transferred with force (mean alignment cost {synthetic['alignment_cost_mean']}; {synthetic['summary']['copycat']['transfer']['refused']:.0%} "
-                f"of them above the threshold {synthetic['cost_threshold']} calibrated on human speech, refused without --force); "
+                f"of them refused by the transcript check ({synthetic['transcript_check']}, calibrated on human speech) without --force); "
                 "sim source is to the mean of espeak-ng readings of training texts."
             ),
             "",
@@ -440,7 +449,7 @@ def unseen_markdown(unseen: dict) -> list[str]:
         "",
         (
             f"Real speakers no model has heard: {unseen['sources']} speechocean762 test clips ({unseen['speakers']} speakers; Zhang et al. 2021), "
-            f"source voice the nearest known one; accepted: correct transcripts let through without --force (threshold {unseen['cost_threshold']}); "
+            f"source voice the nearest known one; accepted: correct transcripts let through without --force ({unseen['transcript_check']}); "
             "wrong refused: sources refused when given another clip's transcript."
         ),
         "",
@@ -518,6 +527,7 @@ def main(argv: list[str] | None = None) -> None:
             "recordings": mean_rows(synthetic["recordings"]),
             "alignment_cost_mean": round(float(np.mean(synthetic["alignment_costs"])), 3),
             "cost_threshold": model_sets[0].transfer.aligner.cost_threshold,
+            "transcript_check": transcript_check(model_sets[0].transfer),
             "summary": summarise(synthetic["pairs"], ["copycat"]),
             "pairs": synthetic["pairs"],
         }
@@ -531,6 +541,7 @@ def main(argv: list[str] | None = None) -> None:
             "sources": len(unseen_clips),
             "speakers": len({c.speaker for c in unseen_clips}),
             "cost_threshold": main_models.transfer.aligner.cost_threshold,
+            "transcript_check": transcript_check(main_models.transfer),
             "alignment_cost_mean": round(float(np.mean(unseen["alignment_costs"])), 3),
             "groups": groups,
             "goals": unseen_goals(groups),

@@ -2,7 +2,9 @@
 
     source file -> SourceRecording (checked, mono, resampled to the model's rate)
     -> log-mel (runtime.features, as in training) -> tokens of the transcript (the reader's front end)
-    -> forced alignment (runtime.aligner: token durations, and a cost that exposes a wrong transcript)
+    -> forced alignment (runtime.aligner: token durations)
+    -> transcript check (runtime.phone_check: a phone recogniser's score of the transcript's phones
+       plus the aligner's cost; the aligner's cost alone for a model exported without a recogniser)
     -> source speaker (the voice named, or the known voice that reconstructs the recording best)
     -> per-token prosody codes from the CopyCat reference encoder, given the SOURCE speaker (so the
        codes hold what is left after that speaker's own habits: the speaker-independent prosody)
@@ -212,6 +214,22 @@ def in_target_register(source_log_f0: np.ndarray, target_f0_hz: np.ndarray, vowe
 
 
 @dataclass(frozen=True)
+class TranscriptFit:
+    """The transcript check's verdict on (recording, transcript): a score, higher = worse fit, and its calibrated limit."""
+
+    measure: str  # what the score is, for messages ("phone check ctc_gap", "alignment cost")
+    score: float
+    threshold: float
+
+    @property
+    def matches(self) -> bool:
+        return self.score <= self.threshold
+
+    def describe(self) -> str:
+        return f"{self.measure} {self.score:.2f} {'<=' if self.matches else '>'} {self.threshold:.2f}"
+
+
+@dataclass(frozen=True)
 class SourceProsody:
     """What is taken from the source: per-token durations (frames), CopyCat codes and log F0."""
 
@@ -221,8 +239,7 @@ class SourceProsody:
     log_f0: np.ndarray  # (tokens,) float32, all NaN when Praat heard no voicing
     source_speaker: Speaker  # whose identity the codes were computed with
     source_speaker_chosen: bool  # True: nearest known voice (not named by the user)
-    alignment_cost: float
-    cost_threshold: float
+    transcript_fit: TranscriptFit  # how well the transcript fits the recording (refused above its threshold unless forced)
     known_voice: bool = True  # the decoder reconstructs the recording as one of its own voices (decoder_fit)
     doubts: tuple[str, ...] = ()  # source_doubts(): transferred, but worth a warning
 
@@ -242,8 +259,8 @@ class TransferPlan:
         prosody, notes = self.prosody, []
         if prosody.source_speaker_chosen:
             notes.append(f"source voice taken as {voice_label(prosody.source_speaker)}, the nearest known voice (name it with --source-voice)")
-        if prosody.alignment_cost > prosody.cost_threshold:
-            notes.append(f"warning: the transcript does not seem to match the recording (alignment cost {prosody.alignment_cost:.2f}); transferred anyway")
+        if not prosody.transcript_fit.matches:
+            notes.append(f"warning: the transcript does not seem to match the recording ({prosody.transcript_fit.describe()}); transferred anyway")
         notes += [f"warning: {doubt}" for doubt in prosody.doubts]
         if self.prosody_codes is None and self.mode != "codes":
             notes.append("the source voice is unlike the model's voices: its timing and melody are transferred, the finer prosody is the target voice's own")
@@ -271,22 +288,38 @@ class ProsodyTransfer:
     def __init__(self, acoustic, analyzer) -> None:
         from runtime.aligner import RuntimeAligner
         from runtime.errors import RuntimeModelError
+        from runtime.phone_check import RuntimePhoneCheck
 
         self.acoustic = acoustic
         self.analyzer = analyzer
         if "copycat_encoder" not in acoustic.manifest["files"]:
             raise ModelError(f"acoustic model {acoustic.folder} has no CopyCat encoder: re-export it")
         try:
-            # The aligner decides whether the transcript matches (fine-tuned on three corpora to judge
-            # voices it never heard); the joint aligner, where the model has one, was trained with the
-            # decoder, whose durations it then reads in its own convention (see decoder_fit).
+            # The aligner gives the durations and its cost is part of the transcript check (fine-tuned
+            # on three corpora for voices it never heard); the joint aligner, where the model has one,
+            # was trained with the decoder, whose durations it then reads in its own convention (see
+            # decoder_fit).
             self.aligner = RuntimeAligner(acoustic)
             self.joint_aligner = RuntimeAligner(acoustic, "joint_aligner") if "joint_aligner" in acoustic.manifest.get("files", {}) else None
+            # The phone recogniser decides whether the transcript matches where the model has one (a
+            # softmax over every phoneme, not only the sentence's own tokens, plus the aligner's cost;
+            # see runtime/phone_check.py); a model exported before it (the transfer baseline) keeps the
+            # aligner's cost alone.
+            has_phone_check = "phone_check" in acoustic.manifest or "phone_recognizer" in acoustic.manifest.get("files", {})
+            self.phone_check = RuntimePhoneCheck(acoustic) if has_phone_check else None
             acoustic.encoder("copycat_encoder")
         except RuntimeModelError as exc:
             raise ModelError(str(exc)) from None
 
     # -- stages ---------------------------------------------------------------------------------
+
+    def transcript_fit(self, tokens: TokenInputs, log_mel: np.ndarray, alignment_cost: float) -> TranscriptFit:
+        """How well the transcript's tokens fit the recording's log-mel: the phone check's score, or the
+        aligner's `alignment_cost` of them for a model without a phone recogniser."""
+        if self.phone_check is None:
+            return TranscriptFit("alignment cost", alignment_cost, self.aligner.cost_threshold)
+        check = self.phone_check.check(tokens, log_mel, alignment_cost)
+        return TranscriptFit(f"phone check {check.score_kind}", check.score, check.score_threshold)
 
     def speaker(self, name: str) -> Speaker:
         from runtime.errors import UnknownVoiceError
@@ -355,13 +388,13 @@ class ProsodyTransfer:
         if not np.isfinite(alignment.cost):
             raise ReaderError(f"{recording.name} is too short ({recording.samples.size / recording.sample_rate:.2f} s) for its transcript of {len(inputs)} sounds")
         doubts = source_doubts(recording)
-        if not alignment.matches_transcript and not force:
-            cost = f"alignment cost {alignment.cost:.2f} > {alignment.cost_threshold:.2f}"
+        fit = self.transcript_fit(token_inputs(inputs), log_mel, alignment.cost)
+        if not fit.matches and not force:
             if doubts:  # the likelier cause, said first
-                raise ReaderError(f"{doubts[0]}; it does not align with its transcript ({cost}): use a full-band recording, or --force to transfer anyway")
+                raise ReaderError(f"{doubts[0]}; it does not match its transcript ({fit.describe()}): use a full-band recording, or --force to transfer anyway")
             raise ReaderError(
-                f"the transcript does not match {recording.name} ({cost}): check the text; music, noise or speech in another language "
-                "do not align either. Use --force to transfer anyway"
+                f"the transcript does not match {recording.name} ({fit.describe()}): check the text; music, noise or speech in another language "
+                "do not match either. Use --force to transfer anyway"
             )
         speaker = self.speaker(source_voice) if source_voice else self.nearest_speaker(log_mel, inputs, alignment.durations)
         durations, known_voice = self.decoder_fit(log_mel, inputs, speaker, alignment.durations)
@@ -372,8 +405,7 @@ class ProsodyTransfer:
             log_f0=source_token_log_f0(recording, durations, self.acoustic.hop_length),
             source_speaker=speaker,
             source_speaker_chosen=source_voice is None,
-            alignment_cost=alignment.cost,
-            cost_threshold=alignment.cost_threshold,
+            transcript_fit=fit,
             known_voice=known_voice,
             doubts=doubts,
         )

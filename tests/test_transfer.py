@@ -113,7 +113,7 @@ def test_a_transcript_that_does_not_match_is_refused_unless_forced(transfer):
     with pytest.raises(ReaderError, match="does not match"):
         transfer.analyse_source(clip_path(LJ_CLIP), wrong)
     forced = transfer.analyse_source(clip_path(LJ_CLIP), wrong, source_voice="LJ", force=True)
-    assert forced.alignment_cost > forced.cost_threshold
+    assert not forced.transcript_fit.matches and forced.transcript_fit.score > forced.transcript_fit.threshold
     assert any("does not seem to match" in note for note in transfer.plan(forced, "kathleen").notes())
 
 
