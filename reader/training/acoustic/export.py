@@ -278,29 +278,40 @@ def calibrate_aligner(aligner_path: Path, data_config: DataConfig, unheard_speak
             corpus_of.append(group)
     matched, mismatched, corpus_of = np.asarray(matched), np.asarray(mismatched), np.asarray(corpus_of)
     threshold = mismatch_threshold(matched, mismatched)
-    spread = lambda costs: [round(float(np.min(costs)), 4), round(float(np.median(costs)), 4), round(float(np.max(costs)), 4)]  # noqa: E731
     return {
         "cost_threshold": round(threshold, 4),
         "cost": "max_n log p(frame, n) - log p(frame, token on the monotonic path), prior included, averaged over frames and over tokens and the two means averaged (runtime/aligner.py); above the threshold the transcript is taken not to match",
-        "calibration": {
-            "split": "valid" + (", and train clips of the unheard speakers" if unheard_speakers else ""),
-            "corpora": list(data_config.corpora),
-            **({"unheard_speakers": list(unheard_speakers)} if unheard_speakers else {}),
-            "clips": int(matched.size),
-            "mismatched_transcript": "the transcript of the group's next clip with other words",
-            "matched_cost_min_median_max": spread(matched),
-            "mismatched_cost_min_median_max": spread(mismatched),
-            "matched_accepted": round(float(np.mean(matched <= threshold)), 4),
-            "mismatched_rejected": round(float(np.mean(mismatched > threshold)), 4),
-            "per_corpus": {
-                corpus: {
-                    "clips": int(np.sum(corpus_of == corpus)),
-                    "matched_accepted": round(float(np.mean(matched[corpus_of == corpus] <= threshold)), 4),
-                    "mismatched_rejected": round(float(np.mean(mismatched[corpus_of == corpus] > threshold)), 4),
-                }
-                for corpus in groups
-                if np.any(corpus_of == corpus)
-            },
+        "calibration": calibration_record(
+            {corpus: (matched[corpus_of == corpus], mismatched[corpus_of == corpus]) for corpus in groups}, threshold, data_config.corpora, unheard_speakers, "cost"
+        ),
+    }
+
+
+def calibration_record(scored: dict[str, tuple[np.ndarray, np.ndarray]], threshold: float, corpora: list[str], unheard_speakers: list[str], measure: str) -> dict:
+    """What a manifest records of a transcript check's calibration: `scored` holds, per group of clips (a
+    corpus's valid clips, or the unheard speakers' train clips), the `measure` of each clip's own
+    transcript and of another clip's, and `threshold` the limit chosen from all of them."""
+    matched = np.concatenate([m for m, _ in scored.values()])
+    mismatched = np.concatenate([w for _, w in scored.values()])
+    spread = lambda values: [round(float(np.min(values)), 4), round(float(np.median(values)), 4), round(float(np.max(values)), 4)]  # noqa: E731
+    return {
+        "split": "valid" + (", and train clips of the unheard speakers" if unheard_speakers else ""),
+        "corpora": list(corpora),
+        **({"unheard_speakers": list(unheard_speakers)} if unheard_speakers else {}),
+        "clips": int(matched.size),
+        "mismatched_transcript": "the transcript of the group's next clip with other words",
+        f"matched_{measure}_min_median_max": spread(matched),
+        f"mismatched_{measure}_min_median_max": spread(mismatched),
+        "matched_accepted": round(float(np.mean(matched <= threshold)), 4),
+        "mismatched_rejected": round(float(np.mean(mismatched > threshold)), 4),
+        "per_corpus": {
+            group: {
+                "clips": int(m.size),
+                "matched_accepted": round(float(np.mean(m <= threshold)), 4),
+                "mismatched_rejected": round(float(np.mean(w > threshold)), 4),
+            }
+            for group, (m, w) in scored.items()
+            if m.size
         },
     }
 

@@ -48,7 +48,7 @@ from runtime.manifest import file_entry
 
 from .aligner_finetune import Clip, ClipCache, FinetuneConfig, augment, load_clips, mismatch_pairs
 from .data import length_bucketed_batches
-from .export import OPSET, mismatch_threshold
+from .export import OPSET, calibration_record, mismatch_threshold
 
 # Recogniser output classes: 0 = CTC blank, 1.. = ARPABET in order.
 PHONES = ARPABET
@@ -435,27 +435,12 @@ def calibrate(graph: Path, acoustic: Path, config: RecognizerConfig, score: str)
     matched = np.concatenate([s[:, 0] for s in scored.values()])
     mismatched = np.concatenate([s[:, 1] for s in scored.values()])
     threshold = mismatch_threshold(matched, mismatched)
-    spread = lambda values: [round(float(np.min(values)), 4), round(float(np.median(values)), 4), round(float(np.max(values)), 4)]  # noqa: E731
     return {
         "score": score,
         "score_threshold": round(threshold, 4),
         "description": SCORE_DESCRIPTIONS[score] + "; above the threshold the transcript is taken not to match",
         "phones": list(PHONES),
-        "calibration": {
-            "split": "valid, and train clips of the unheard speakers" if config.holdout_speakers else "valid",
-            "corpora": list(config.corpora),
-            **({"unheard_speakers": list(config.holdout_speakers)} if config.holdout_speakers else {}),
-            "clips": int(matched.size),
-            "mismatched_transcript": "the transcript of the group's next clip with other words",
-            "matched_score_min_median_max": spread(matched),
-            "mismatched_score_min_median_max": spread(mismatched),
-            "matched_accepted": round(float(np.mean(matched <= threshold)), 4),
-            "mismatched_rejected": round(float(np.mean(mismatched > threshold)), 4),
-            "per_corpus": {
-                group: {"clips": int(s.shape[0]), "matched_accepted": round(float(np.mean(s[:, 0] <= threshold)), 4), "mismatched_rejected": round(float(np.mean(s[:, 1] > threshold)), 4)}
-                for group, s in scored.items()
-            },
-        },
+        "calibration": calibration_record({group: (s[:, 0], s[:, 1]) for group, s in scored.items()}, threshold, config.corpora, config.holdout_speakers, "score"),
     }
 
 
