@@ -62,7 +62,7 @@ from runtime.features import FeatureSettings, f0_on_frame_grid, log_mel_spectrog
 from runtime.session import SessionOptions
 from runtime.vocoder import Vocoder
 
-from common import CORPORA, praat_pitch, test_clips, write_results
+from common import CORPORA, praat_pitch, held_out_clips, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = FeatureSettings()
@@ -281,7 +281,7 @@ def markdown(result: dict) -> str:
 def build_clips(limit: int | None) -> list[Clip]:
     """The test clips (first `limit` per corpus), their tokens, and a mismatched transcript for each."""
     analyzer = Analyzer()
-    all_clips = test_clips(data_dir())
+    all_clips = held_out_clips(data_dir())
     speakers = {}
     for corpus in CORPORA:
         for line in (data_dir() / corpus / "metadata.csv").read_text(encoding="utf-8").splitlines():

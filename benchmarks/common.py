@@ -13,7 +13,7 @@ CORPORA = ("ljspeech_longform", "kathleen_arctic")
 F0_FLOOR_HZ, F0_CEILING_HZ = 65.0, 600.0
 
 
-def test_clips(root: Path, split: str = "test") -> list[tuple[str, str, str, Path]]:
+def held_out_clips(root: Path, split: str = "test") -> list[tuple[str, str, str, Path]]:
     """(corpus, id, transcript, audio path) of every clip of a split (the held-out test clips unless
     told: "valid" is for choosing between candidates), corpus by corpus in split order."""
     splits = json.loads((root / "splits.json").read_text(encoding="utf-8"))

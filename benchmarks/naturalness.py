@@ -49,7 +49,7 @@ from reader.paths import cache_dir, data_dir, models_dir  # noqa: E402
 from runtime.vocoder import set_denoise_strength  # noqa: E402
 from runtime.features import FeatureSettings, log_mel_spectrogram  # noqa: E402
 
-from common import CORPORA, test_clips, write_results  # noqa: E402
+from common import CORPORA, held_out_clips, write_results  # noqa: E402
 from speech_quality import Dnsmos, Transcriber, nisqa_scores, speech_seconds, word_error_rate, write_wav  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
             shutil.copytree(args.vocoder_dir or models_dir() / "vocoder", models / "vocoder")
             if args.denoise_strength is not None:
                 set_denoise_strength(models / "vocoder", args.denoise_strength, "benchmarks/naturalness.py --denoise-strength")
-        clips = test_clips(data_dir(), args.split)
+        clips = held_out_clips(data_dir(), args.split)
         if args.limit:
             clips = [c for corpus in CORPORA for c in [c for c in clips if c[0] == corpus][: args.limit]]
         texts = {clip_id: text for _, clip_id, text, _ in clips}

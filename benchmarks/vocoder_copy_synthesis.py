@@ -38,7 +38,7 @@ from runtime.features import LOG_FLOOR, FeatureSettings, log_mel_spectrogram, ma
 from runtime.session import SessionOptions  # noqa: E402
 from runtime.vocoder import MANIFEST_NAME, Vocoder  # noqa: E402
 
-from common import CORPORA, praat_pitch, test_clips, write_results  # noqa: E402
+from common import CORPORA, praat_pitch, held_out_clips, write_results  # noqa: E402
 from speech_quality import Dnsmos, Transcriber, normalise_words, word_error_rate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     def transcribe(audio: np.ndarray) -> str:
         return transcriber(audio, settings.sample_rate)
 
-    clips = test_clips(data_dir())
+    clips = held_out_clips(data_dir())
     if args.limit:
         clips = [c for corpus in CORPORA for c in [c for c in clips if c[0] == corpus][: args.limit]]
     scores, mels, transcripts, total_seconds = [], [], {}, 0.0
