@@ -50,7 +50,7 @@ def aligner(acoustic) -> RuntimeAligner:
 
 
 def check(phone_check, aligner, tokens: TokenInputs, log_mel: np.ndarray):
-    """The shipped check as reader.transfer runs it (its score adds the aligner's cost of the transcript)."""
+    """The shipped check as reader.transfer runs it (with the aligner's cost of the transcript, which a score may add)."""
     return phone_check.check(tokens, log_mel, aligner.align(tokens, log_mel).cost)
 
 
@@ -117,10 +117,38 @@ def test_noise_is_refused_whatever_the_transcript(phone_check, aligner, analyzer
     assert not result.matches_transcript
 
 
-def test_the_shipped_score_needs_the_alignment_cost(phone_check, analyzer):
-    assert phone_check.needs_alignment_cost  # the manifest's score adds it (see runtime/phone_check.py)
+SENTENCE = "The quick brown fox jumped over the lazy dog near the bank of the river."
+
+
+@pytest.mark.parametrize("kind", ["brown", "pink", "hum", "music", "clicks", "room", "sweep", "mixture", "bells", "bursts"])
+def test_generated_nonspeech_is_refused_with_a_real_sentence(phone_check, aligner, analyzer, kind):
+    """Noises, hum, music, clicks, a quiet room, a siren, and kinds the recogniser never trained on
+    (reader/training/acoustic/nonspeech.py; seeds other than the training run's and the development set's)."""
+    from reader.training.acoustic.nonspeech import synthesize
+
+    for seed, seconds in ((11, 3.0), (12, 6.0)):
+        audio = synthesize(kind, np.random.default_rng(seed), seconds)
+        result = check(phone_check, aligner, tokens_of(SENTENCE, analyzer), log_mel_spectrogram(audio))
+        assert not result.matches_transcript, (kind, seconds, result.score)
+
+
+def with_score(tmp_path, score: str) -> RuntimePhoneCheck:
+    folder = copy_of_acoustic(tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["phone_check"]["score"] = score
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return RuntimePhoneCheck(AcousticModel.load(folder, ONE_THREAD))
+
+
+def test_only_a_score_with_the_aligners_term_needs_the_alignment_cost(tmp_path, analyzer):
+    tokens, log_mel = tokens_of("a short sentence.", analyzer), np.zeros((200, 80), np.float32)
+    summed = with_score(tmp_path / "summed", "ctc_gap_per_phone+alignment_cost")
+    assert summed.needs_alignment_cost
     with pytest.raises(ValueError, match="alignment cost"):
-        phone_check.check(tokens_of("a short sentence.", analyzer), np.zeros((200, 80), np.float32))
+        summed.check(tokens, log_mel)
+    alone = with_score(tmp_path / "alone", "ctc_gap_per_phone")
+    assert not alone.needs_alignment_cost
+    assert alone.check(tokens, log_mel).score == pytest.approx(summed.check(tokens, log_mel, 1.5).score - 1.5)
 
 
 def copy_of_acoustic(tmp_path):

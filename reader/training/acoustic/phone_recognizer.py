@@ -16,7 +16,18 @@ bin inside the graph (mean and deviation over the clip's frames: a speaker's or 
 is not a phone). Targets: the transcript's phonemes as the front end pronounces them, stress dropped
 (the token symbols between <bos> and the break tokens). Trained on the train splits of the configured
 corpora without the holdout speakers (the development set of unheard voices that selects the score),
-never on a test clip (read_manifest refuses the test split).
+never on a test clip (read_manifest refuses the test split). With `nonspeech_share`, generated
+non-speech (reader/training/acoustic/nonspeech.py: noises, hum, tones, music, clicks, near-silence)
+joins each batch with an empty CTC target, so that the recogniser learns that it holds no phones (a
+recogniser that only heard speech is unsure of every frame of noise, and forcing a transcript's phones
+through it costs little). `init_from` starts a run from another run's finished weights
+(configs/phone_recognizer_nonspeech.toml: the speech-only run taught non-speech in a few hundred steps).
+
+The development evidence (development_evidence) that chooses the score kind and its threshold: the
+valid clips of every corpus and the holdout speakers' train clips, each with its own and with another
+clip's transcript, and a fixed, seeded set of generated non-speech (kinds and draws never trained on
+among them) with real transcripts; --evaluate prints, for every kind at its calibrated threshold, the
+right transcripts accepted and the wrong ones and the non-speech refused.
 
 The run checkpoints to <run_dir>/checkpoint.pt every few minutes and resumes from it. The export writes
 <run_dir>/phone_recognizer.onnx and its calibration (<run_dir>/phone_check.json: the `phone_check`
@@ -92,6 +103,13 @@ class RecognizerConfig:
     log_every_steps: int = 50
     checkpoint_every_minutes: float = 4.0
     max_minutes: float = 0.0  # 0: no limit; otherwise stop (checkpointed) after this much training time in this run
+    # non-speech clips (reader/training/acoustic/nonspeech.py) with an empty CTC target, as this share of each
+    # batch's clips (0: none); their lengths are drawn from the batch's speech clips
+    nonspeech_share: float = 0.0
+    nonspeech_kinds: list[str] = field(default_factory=list)  # of nonspeech.TRAIN_KINDS; empty: all of them
+    # a finished run's checkpoint.pt whose weights start a new run (a fresh optimiser and schedule); used only
+    # when run_dir has no checkpoint of its own yet (a started run resumes from its own)
+    init_from: str = ""
 
     def clip_config(self) -> FinetuneConfig:
         """The aligner fine-tune's config for its clip loading (load_clips) and augmentation (augment)."""
@@ -194,12 +212,13 @@ def collate(log_mels: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> di
 
 
 def ctc_loss(model: PhoneRecognizer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean CTC loss per target phone."""
+    """CTC loss summed over the batch per target phone (at least one). A clip with an empty target
+    (non-speech) costs -log p(blank) summed over its frames: CTC's one path of all blanks."""
     log_probs = model(batch["log_mel"], batch["frame_lengths"])
     return nn.functional.ctc_loss(
         log_probs.transpose(0, 1), batch["targets"], output_lengths(batch["frame_lengths"]), batch["target_lengths"],
         blank=0, reduction="sum", zero_infinity=True,
-    ) / batch["target_lengths"].sum()  # fmt: skip
+    ) / batch["target_lengths"].sum().clamp(min=1)  # fmt: skip
 
 
 def trainable(clip: Clip) -> bool:
@@ -222,6 +241,20 @@ def batches_of(clips: list[Clip], config: RecognizerConfig, rng: np.random.Gener
             per_corpus[corpus] = [batches[i % len(batches)] for i in rng.permutation(max(wanted, len(batches)))[:wanted]]
     epoch = [batch for batches in per_corpus.values() for batch in batches]
     return [epoch[i] for i in rng.permutation(len(epoch))]
+
+
+def nonspeech_clips(batch: list[Clip], config: RecognizerConfig, settings: FeatureSettings, rng: np.random.Generator) -> list[np.ndarray]:
+    """Log-mels of generated non-speech (nonspeech.TRAIN_KINDS) to add to a batch of speech clips: on
+    average nonspeech_share of the batch's clips are non-speech, each as long as one of its speech clips."""
+    from .nonspeech import TRAIN_KINDS, nonspeech_log_mel
+
+    if config.nonspeech_share <= 0 or not batch:
+        return []
+    expected = len(batch) * config.nonspeech_share / (1 - config.nonspeech_share)
+    count = int(expected) + int(rng.random() < expected - int(expected))
+    lengths = [batch[int(i)].n_frames for i in rng.integers(0, len(batch), count)]
+    kinds = config.nonspeech_kinds or TRAIN_KINDS
+    return [nonspeech_log_mel(str(rng.choice(kinds)), rng, (frames - 0.5) * settings.hop_length / settings.sample_rate, settings) for frames in lengths]
 
 
 def learning_rate(config: RecognizerConfig, step: int) -> float:
@@ -282,8 +315,13 @@ def train(config: RecognizerConfig, log=print) -> Path:
         stored = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
         model.load_state_dict(stored["model"])
         optimiser.load_state_dict(stored["optimiser"])
-        state.update({k: stored[k] for k in ("step", "epoch", "position", "history") if k in stored})
+        state.update({k: stored[k] for k in ("step", "epoch", "position", "history", "init_from") if k in stored})
         log(f"resumed from {checkpoint_path} at step {state['step']}")
+    elif config.init_from:
+        stored = torch.load(config.init_from, map_location="cpu", weights_only=False)
+        model.load_state_dict(stored["model"])
+        state["init_from"] = {"checkpoint": config.init_from, "step": stored.get("step"), "history": stored.get("history", [])[-1:]}
+        log(f"weights from {config.init_from} (step {stored.get('step')}); a new run of {config.steps} steps")
     log(f"{len(train_clips)} train clips, {len(valid_clips)} valid clips, {parameter_count(model):,} parameters")
     rng = np.random.default_rng(config.seed + state["epoch"])
     batches, position = batches_of(train_clips, config, rng), state.get("position", 0)  # the epoch's batches again, and where it was
@@ -300,6 +338,10 @@ def train(config: RecognizerConfig, log=print) -> Path:
             log_mel = augment(clip.log_mel, clip_config, rng) if rng.random() < config.augment_probability else clip.log_mel
             log_mels.append(spec_augment(log_mel, config, rng))
             targets.append(phone_targets(clip.tokens["symbol_ids"]))
+        for log_mel in nonspeech_clips(batches[position], config, cache.settings, rng):  # empty targets: all blank
+            log_mel = augment(log_mel, clip_config, rng) if rng.random() < config.augment_probability else log_mel
+            log_mels.append(spec_augment(log_mel, config, rng))
+            targets.append(np.zeros(0, np.int64))
         position += 1
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(config, state["step"])
@@ -380,30 +422,140 @@ def load_trained(config: RecognizerConfig, n_mels: int = 80) -> tuple[PhoneRecog
     return model.eval(), stored
 
 
-def development_scores(graph: Path, acoustic: Path, pairs: list[tuple[Clip, Clip]]) -> dict[str, np.ndarray]:
-    """(clips, 2) scores of each clip with its own transcript and with the other clip's, per score kind
-    of runtime.phone_check (and the aligner's cost), with the exported graphs as the runtime runs them."""
-    from runtime.aligner import alignment_of
-    from runtime.phone_check import score_kinds
-    from runtime.session import SessionOptions, load_session
+class Scorer:
+    """Every score kind of runtime.phone_check (and the aligner's cost) of a log-mel and a transcript's
+    tokens, with the exported graphs as the runtime runs them."""
 
-    options = SessionOptions(intra_op_threads=1, inter_op_threads=1)
-    recogniser = load_session(graph, options)
-    manifest = json.loads((acoustic / "manifest.json").read_text(encoding="utf-8"))
-    aligner = load_session(acoustic / manifest["files"]["aligner"]["file"], options)
-    token_names = [i.name for i in aligner.get_inputs() if i.name != "log_mel"]
+    def __init__(self, graph: Path, acoustic: Path):
+        from runtime.session import SessionOptions, load_session
+
+        options = SessionOptions(intra_op_threads=1, inter_op_threads=1)
+        self.recogniser = load_session(graph, options)
+        manifest = json.loads((acoustic / "manifest.json").read_text(encoding="utf-8"))
+        self.aligner = load_session(acoustic / manifest["files"]["aligner"]["file"], options)
+        self.token_names = [i.name for i in self.aligner.get_inputs() if i.name != "log_mel"]
+
+    def log_probs(self, log_mel: np.ndarray) -> np.ndarray:
+        (log_probs,) = self.recogniser.run(None, {"log_mel": np.asarray(log_mel, np.float32)[None]})
+        return log_probs[0]
+
+    def scores(self, log_probs: np.ndarray, log_mel: np.ndarray, tokens: dict[str, np.ndarray]) -> dict[str, float]:
+        from runtime.aligner import alignment_of
+        from runtime.phone_check import score_kinds
+
+        aligner_cost = float("inf")  # no monotonic path: fewer frames than tokens
+        if log_mel.shape[0] >= len(tokens["symbol_ids"]):
+            (aligner_log_probs,) = self.aligner.run(None, {name: tokens[name][None] for name in self.token_names} | {"log_mel": np.asarray(log_mel, np.float32)[None]})
+            aligner_cost = alignment_of(aligner_log_probs[0], float("nan")).cost
+        return score_kinds(log_probs, phone_targets(tokens["symbol_ids"]), aligner_cost) | {"aligner_cost": aligner_cost}
+
+
+def development_scores(scorer: Scorer, pairs: list[tuple[Clip, Clip]]) -> dict[str, np.ndarray]:
+    """(clips, 2) scores of each clip with its own transcript and with the other clip's, per score kind."""
     scores: dict[str, list] = {}
     for clip, other in pairs:
-        (log_probs,) = recogniser.run(None, {"log_mel": clip.log_mel[None]})
+        log_probs = scorer.log_probs(clip.log_mel)
         for column, tokens in enumerate((clip.tokens, other.tokens)):
-            aligner_cost = float("inf")  # no monotonic path: fewer frames than tokens
-            if clip.n_frames >= len(tokens["symbol_ids"]):
-                (aligner_log_probs,) = aligner.run(None, {name: tokens[name][None] for name in token_names} | {"log_mel": clip.log_mel[None]})
-                aligner_cost = alignment_of(aligner_log_probs[0], float("nan")).cost
-            kinds = score_kinds(log_probs[0], phone_targets(tokens["symbol_ids"]), aligner_cost) | {"aligner_cost": aligner_cost}
-            for kind, value in kinds.items():
+            for kind, value in scorer.scores(log_probs, clip.log_mel, tokens).items():
                 scores.setdefault(kind, [[], []])[column].append(value)
     return {kind: np.asarray(values).T for kind, values in scores.items()}
+
+
+def fits(tokens: dict[str, np.ndarray], n_frames: int) -> bool:
+    """Whether a recording of n_frames can hold the transcript at all (the aligner's token per frame, CTC's
+    phone per recogniser frame and blank between repeats): otherwise every score is infinite."""
+    phones = phone_targets(tokens["symbol_ids"])
+    return len(tokens["symbol_ids"]) <= n_frames and phones.size + int(np.sum(phones[1:] == phones[:-1])) <= (n_frames + 1) // 2
+
+
+def nonspeech_scores(scorer: Scorer, transcripts: list[dict[str, np.ndarray]], settings: FeatureSettings) -> tuple[dict[str, np.ndarray], list[str]]:
+    """(clips,) scores per score kind of the fixed non-speech development set (nonspeech.development_set),
+    each clip with a real transcript: the next of `transcripts` that its length can hold (a clip that
+    holds none is left out). Also the clips' kinds, in order."""
+    from .nonspeech import development_set
+
+    scores: dict[str, list] = {}
+    kinds, next_transcript = [], 0
+    for clip in development_set(settings):
+        for offset in range(len(transcripts)):
+            tokens = transcripts[(next_transcript + offset) % len(transcripts)]
+            if fits(tokens, clip.log_mel.shape[0]):
+                next_transcript += offset + 1
+                break
+        else:
+            continue
+        for kind, value in scorer.scores(scorer.log_probs(clip.log_mel), clip.log_mel, tokens).items():
+            scores.setdefault(kind, []).append(value)
+        kinds.append(f"{clip.kind} {clip.seconds:g} s")
+    return {kind: np.asarray(values) for kind, values in scores.items()}, kinds
+
+
+HOLDOUT_GROUP = "speechocean762_adults (unheard train speakers)"
+# score kinds from the simplest (one number of the recogniser) to the sum with the aligner's cost
+SIMPLEST_FIRST = ("ctc_gap_per_phone", "ctc_gap", "phone_error_rate", "ctc_gap_per_phone+alignment_cost")
+
+
+@dataclass
+class Evidence:
+    """The development evidence that chooses the score and calibrates its threshold: per group of clips
+    (each corpus's valid clips; the holdout speakers' train clips) every kind's (clips, 2) scores of the
+    own and another clip's transcript, and every kind's scores of the non-speech clips with real transcripts."""
+
+    groups: dict[str, dict[str, np.ndarray]]
+    nonspeech: dict[str, np.ndarray]
+    nonspeech_kinds: list[str]
+
+    def threshold(self, score: str) -> float:
+        """The limit that misclassifies the fewest clips: right transcripts against wrong ones and non-speech."""
+        matched = np.concatenate([g[score][:, 0] for g in self.groups.values()])
+        refused = np.concatenate([g[score][:, 1] for g in self.groups.values()] + [self.nonspeech[score]])
+        return mismatch_threshold(matched, refused)
+
+    def report(self, score: str) -> dict:
+        """At the kind's threshold: right transcripts accepted, wrong ones and non-speech refused on the
+        unheard speakers (the development set proper), and right transcripts accepted per group (the
+        training voices' valid clips too); with the separation of the unheard speakers' scores."""
+        threshold = self.threshold(score)
+        dev = self.groups.get(HOLDOUT_GROUP) or next(iter(self.groups.values()))
+        nonspeech = self.nonspeech[score]
+        return {
+            "threshold": round(threshold, 4),
+            "accepted_correct": round(float(np.mean(dev[score][:, 0] <= threshold)), 4),
+            "refused_wrong": round(float(np.mean(dev[score][:, 1] > threshold)), 4),
+            "refused_nonspeech": round(float(np.mean(nonspeech > threshold)), 4),
+            "nonspeech_min": round(float(np.min(nonspeech)), 4),
+            "accepted_correct_per_group": {group: round(float(np.mean(s[score][:, 0] <= threshold)), 4) for group, s in self.groups.items()},
+            **separation(dev[score]),
+        }
+
+    def nonspeech_record(self, score: str, threshold: float) -> dict:
+        values = self.nonspeech[score]
+        lowest: dict[str, float] = {}
+        for kind, value in zip(self.nonspeech_kinds, values, strict=True):
+            name = kind.split()[0]
+            lowest[name] = round(min(lowest.get(name, np.inf), float(value)), 4)
+        return {
+            "clips": int(values.size),
+            "what": "generated non-speech (reader/training/acoustic/nonspeech.py development_set: noises, hum, tones, music, clicks, near-silence, sirens; never trained on: mixtures, bells, bursts of noise; 1.5-10 s), each with a real transcript",
+            "refused": round(float(np.mean(values > threshold)), 4),
+            "min_score_per_kind": lowest,
+        }
+
+
+def development_evidence(graph: Path, acoustic: Path, config: RecognizerConfig) -> Evidence:
+    cache = ClipCache(feature_settings(acoustic))
+    clip_config = config.clip_config()
+    scorer = Scorer(graph, acoustic)
+    valid = load_clips(clip_config, "valid", cache)
+    pairs = _by_corpus(mismatch_pairs(valid))
+    transcripts = [c.tokens for c in valid]
+    if config.holdout_speakers:
+        holdout = load_clips(clip_config, "train", cache, holdout=True)
+        pairs[HOLDOUT_GROUP] = mismatch_pairs(holdout, by="speaker")
+        transcripts = [c.tokens for c in holdout]  # the unheard speakers' sentences
+    groups = {group: development_scores(scorer, group_pairs) for group, group_pairs in pairs.items()}
+    nonspeech, kinds = nonspeech_scores(scorer, transcripts, cache.settings)
+    return Evidence(groups, nonspeech, kinds)
 
 
 def separation(scores: np.ndarray) -> dict:
@@ -420,27 +572,21 @@ def separation(scores: np.ndarray) -> dict:
     }
 
 
-def calibrate(graph: Path, acoustic: Path, config: RecognizerConfig, score: str) -> dict:
+def calibrate(evidence: Evidence, config: RecognizerConfig, score: str) -> dict:
     """The manifest's `phone_check` block: the threshold on `score`, calibrated as export.calibrate_aligner
     does (valid clips of every corpus against the next clip's transcript with other words, and the
-    holdout speakers' train clips as a group of their own, against the same speaker's next clip)."""
+    holdout speakers' train clips as a group of their own, against the same speaker's next clip), with
+    the generated non-speech development clips among those to refuse."""
     from runtime.phone_check import SCORE_DESCRIPTIONS
 
-    cache = ClipCache(feature_settings(acoustic))
-    clip_config = config.clip_config()
-    groups = _by_corpus(mismatch_pairs(load_clips(clip_config, "valid", cache)))
-    if config.holdout_speakers:
-        groups["speechocean762_adults (unheard train speakers)"] = mismatch_pairs(load_clips(clip_config, "train", cache, holdout=True), by="speaker")
-    scored = {group: development_scores(graph, acoustic, pairs)[score] for group, pairs in groups.items()}
-    matched = np.concatenate([s[:, 0] for s in scored.values()])
-    mismatched = np.concatenate([s[:, 1] for s in scored.values()])
-    threshold = mismatch_threshold(matched, mismatched)
+    threshold = evidence.threshold(score)
+    scored = {group: (s[score][:, 0], s[score][:, 1]) for group, s in evidence.groups.items()}
     return {
         "score": score,
         "score_threshold": round(threshold, 4),
         "description": SCORE_DESCRIPTIONS[score] + "; above the threshold the transcript is taken not to match",
         "phones": list(PHONES),
-        "calibration": calibration_record({group: (s[:, 0], s[:, 1]) for group, s in scored.items()}, threshold, config.corpora, config.holdout_speakers, "score"),
+        "calibration": calibration_record(scored, threshold, config.corpora, config.holdout_speakers, "score") | {"nonspeech": evidence.nonspeech_record(score, threshold)},
     }
 
 
@@ -451,15 +597,17 @@ def _by_corpus(pairs: list[tuple[Clip, Clip]]) -> dict[str, list[tuple[Clip, Cli
     return grouped
 
 
-def evaluate(config: RecognizerConfig, graph: Path, log=print) -> dict:
-    """Every score kind (and the aligner's cost) on the development set: the holdout speakers' train clips,
-    each against the same speaker's next clip's transcript."""
-    acoustic = acoustic_folder(config)
-    cache = ClipCache(feature_settings(acoustic))
-    pairs = mismatch_pairs(load_clips(config.clip_config(), "train", cache, holdout=True), by="speaker")
-    report = {kind: separation(scores) for kind, scores in development_scores(graph, acoustic, pairs).items()}
+def evaluate(evidence: Evidence, log=print) -> dict:
+    """Every score kind (and the aligner's cost) at its own calibrated threshold: right transcripts accepted,
+    wrong ones and non-speech refused on the unheard speakers, and right transcripts of every group accepted."""
+    report = {kind: evidence.report(kind) for kind in evidence.nonspeech}
+    log(f"{'score':34} {'threshold':>9} {'accepted':>8} {'refused':>8} {'refused':>10} {'AUC':>6}  accepted per group")
+    log(f"{'':34} {'':9} {'correct':>8} {'wrong':>8} {'non-speech':>10}")
     for kind, values in report.items():
-        log(f"{kind}: {values}")
+        groups = " ".join(f"{group.split('_')[0]}{'(unheard)' if group == HOLDOUT_GROUP else ''} {share:.3f}" for group, share in values["accepted_correct_per_group"].items())
+        log(f"{kind:34} {values['threshold']:9.4f} {values['accepted_correct']:8.3f} {values['refused_wrong']:8.3f} {values['refused_nonspeech']:10.3f} {values['auc']:6.4f}  {groups}")
+    good = [k for k in SIMPLEST_FIRST if k in report and report[k]["accepted_correct"] >= 0.95 and report[k]["refused_wrong"] >= 0.95 and report[k]["refused_nonspeech"] == 1.0]
+    log(f"simplest score meeting >= 95% accepted, >= 95% refused and all non-speech refused: {good[0] if good else 'none'}")
     return report
 
 
@@ -480,9 +628,11 @@ def export(config: RecognizerConfig, score: str, ship: bool = False, log=print) 
     log(f"exported {graph} ({graph.stat().st_size:,} bytes, {parameter_count(model):,} parameters): max |torch - onnx| {difference:.2e}")
     if difference > 1e-3:
         raise RuntimeError(f"the exported phone recogniser differs from the trained one (max difference {difference})")
-    block = calibrate(graph, acoustic, config, score)
-    if config.holdout_speakers:  # what chose the score: every kind (and the aligner's cost) on the unheard speakers
-        block["development"] = evaluate(config, graph, log)
+    evidence = development_evidence(graph, acoustic, config)
+    block = calibrate(evidence, config, score)
+    block["development"] = evaluate(evidence, log)  # what chose the score: every kind (and the aligner's cost)
+    share = stored["config"].get("nonspeech_share", 0.0)
+    nonspeech_note = f"; generated non-speech with empty targets (all blank) as {share:g} of each batch's clips" if share else ""
     block["training"] = {
         "module": "reader.training.acoustic.phone_recognizer",
         "corpora": list(config.corpora),
@@ -490,7 +640,8 @@ def export(config: RecognizerConfig, score: str, ship: bool = False, log=print) 
         "utterances": stored.get("train_clips"),
         "steps": stored["step"],
         "parameters": parameter_count(model),
-        "loss": "CTC over the front end's phonemes (stress dropped)",
+        "loss": "CTC over the front end's phonemes (stress dropped)" + nonspeech_note,
+        **({"init_from": stored["init_from"]} if stored.get("init_from") else {}),
         "valid_history": stored.get("history", [])[-3:],
         "config": stored["config"],
         "hardware": f"CPU, {config.threads} thread(s)",
@@ -515,7 +666,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-export", action="store_true", help="train only")
     parser.add_argument("--evaluate", action="store_true", help="only score the development set with every score kind (exports the graph first)")
     parser.add_argument(
-        "--score", default="ctc_gap_per_phone+alignment_cost",
+        "--score", default="ctc_gap_per_phone",
         help="the runtime.phone_check score kind to calibrate and ship (chosen on the development set, --evaluate, and on noise: see runtime/phone_check.py)",
     )  # fmt: skip
     parser.add_argument("--ship", action="store_true", help="copy the graph into the acoustic folder and set its manifest entries")
@@ -529,7 +680,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(config.threads)
         settings = feature_settings(acoustic_folder(config))
         graph = export_graph(load_trained(config, settings.n_mels)[0], Path(config.run_dir) / "phone_recognizer.onnx", settings.n_mels)
-        evaluate(config, graph, log)
+        evaluate(development_evidence(graph, acoustic_folder(config), config), log)
         return
     if not args.export_only:
         train(config, log)
