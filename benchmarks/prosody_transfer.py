@@ -20,6 +20,7 @@ Columns (means over pairs):
 - dur corr: Pearson correlation of phoneme durations: the output's, measured by aligning the output
   audio with the main model's aligner (not the durations the model was told), against the source's;
 - WER: Whisper tiny.en (benchmarks/prosody_selection.py's measure);
+- NISQA-TTS: predicted naturalness MOS (benchmarks/speech_quality.py; weights read from ../shared/models/nisqa);
 - refused: share of sources whose (correct) transcript the model's transcript check refuses (the phone
   check, runtime/phone_check.py, or the aligner's cost for a model without one): false refusals (the
   benchmark transfers every source, with force).
@@ -36,7 +37,8 @@ recording). Rows per source gender and target: accepted (share of correct transc
 check lets through without --force), wrong refused (share of sources refused when given another
 clip's transcript), and the systems' columns as above, sim source being to the mean embedding of all
 that speaker's test clips. Goals (issue 17): accepted and wrong refused >= 0.95; F0 corr >= 0.7 with
-the default mode for male and female sources alike; sim target >= plain TTS - 0.05.
+the default mode for male and female sources alike; sim target >= plain TTS - 0.05; NISQA-TTS of
+the default mode >= plain TTS - 0.1 (also checked on the two-voice rows).
 Needs `pip install -e '.[eval]'`. A model folder is either a models root (with acoustic/ and
 vocoder/) or an acoustic folder (the vocoder then comes from reader.paths.models_dir()).
 """
@@ -64,6 +66,7 @@ from runtime.features import FeatureSettings, log_mel_spectrogram
 from runtime.session import SessionOptions
 from runtime.vocoder import Vocoder
 from common import write_results  # benchmarks/ is on sys.path when run as a script
+from speech_quality import nisqa_scores, write_wav  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CORPORA = ("ljspeech_longform", "kathleen_arctic")
@@ -76,6 +79,7 @@ SYSTEMS = {"plain TTS": None, "transfer": "codes", "transfer + F0": "codes+f0"}
 DEFAULT_SYSTEM = next(name for name, mode in SYSTEMS.items() if mode == DEFAULT_MODE)
 GOAL_SIMILARITY_MARGIN = 0.05
 GOAL_F0_CORRELATION = 0.7
+GOAL_NISQA_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -250,8 +254,9 @@ def feature_settings(acoustic: AcousticModel) -> FeatureSettings:
     return FeatureSettings(sample_rate=acoustic.sample_rate, hop_length=acoustic.hop_length)
 
 
-def evaluate_pair(models: ModelSet, measurer: ModelSet, source: Source, target: str, similarity: SpeakerSimilarity, whisper) -> dict[str, dict]:
-    """Every system of one model set on one (source clip, target voice) pair."""
+def evaluate_pair(models: ModelSet, measurer: ModelSet, source: Source, target: str, similarity: SpeakerSimilarity, whisper, audio_dir: Path) -> dict[str, dict]:
+    """Every system of one model set on one (source clip, target voice) pair; each output is written
+    to `audio_dir` (its file name in the row's "wav", for NISQA-TTS afterwards)."""
     transfer = models.transfer
     acoustic = transfer.acoustic
     rate, hop = acoustic.sample_rate, acoustic.hop_length
@@ -261,7 +266,6 @@ def evaluate_pair(models: ModelSet, measurer: ModelSet, source: Source, target: 
     known = None if clip.synthetic or clip.unseen else clip.speaker
     prosody = transfer.analyse_source(clip.path, clip.text, source_voice=known, force=True)
     refused = float(not prosody.transcript_fit.matches)
-    phonemes = (prosody.inputs.symbol_ids > 1) & ~prosody.inputs.boundary_mask
     rows = {}
     for system, mode in SYSTEMS.items():
         if mode is None:
@@ -274,20 +278,23 @@ def evaluate_pair(models: ModelSet, measurer: ModelSet, source: Source, target: 
         # this model's alignment of the source maps its output onto the source's frames
         warped = warp_to_source(np.where(f0 > 0, np.log(np.maximum(f0, 1e-3)), np.nan), output.durations, prosody.durations)
         heard = measurer.transfer.aligner.align(token_inputs(prosody.inputs), log_mel_spectrogram(audio, feature_settings(acoustic)))
+        wav = f"{clip.clip_id}__{target}__{models.name}__{system.replace(' ', '_').replace('+', 'and')}.wav"
+        write_wav(audio_dir / wav, audio, rate)
         rows[system] = {
             "sim_target": similarity.to(embedding, target),
             "sim_source": similarity.to(embedding, clip.speaker),
             "f0_corr": log_f0_correlation(warped, source.f0),
-            "dur_corr": duration_correlation(heard.durations, source.durations, phonemes),
+            "dur_corr": duration_correlation(heard.durations, source.durations, prosody.inputs.phoneme_mask),
             "wer": measure(audio.astype(np.float64), rate, clip.text, whisper).wer,
             "refused": refused,
+            "wav": wav,
         }
     for row in rows.values():
         row["leakage"] = row["sim_source"] - rows["plain TTS"]["sim_source"]
     return rows
 
 
-METRICS = ("sim_target", "sim_source", "leakage", "f0_corr", "dur_corr", "wer", "refused")
+METRICS = ("sim_target", "sim_source", "leakage", "f0_corr", "dur_corr", "wer", "nisqa", "refused")
 
 
 def mean_rows(rows: list[dict]) -> dict:
@@ -322,6 +329,7 @@ def goals(summary: dict, pairs: list[dict]) -> dict:
         result[system] = {
             "sim_target_within_0.05_of_plain_tts": row["sim_target"] >= copycat["plain TTS"]["sim_target"] - GOAL_SIMILARITY_MARGIN,
             "f0_corr_at_least_0.7": row["f0_corr"] >= GOAL_F0_CORRELATION,
+            "nisqa_within_0.1_of_plain_tts": row["nisqa"] >= copycat["plain TTS"]["nisqa"] - GOAL_NISQA_MARGIN,
         }
         if "baseline" in summary:
             differences = np.array([p["systems"]["copycat"][system]["leakage"] - p["systems"]["baseline"][system]["leakage"] for p in pairs])
@@ -337,17 +345,17 @@ def markdown(result: dict) -> str:
             f"targets: every other voice; speaker references: mean resemblyzer embedding of {TARGET_REFERENCE_CLIPS} training clips per speaker."
         ),
         "",
-        "| model | system | pairs | sim target | sim source | leakage | F0 corr | dur corr | WER | refused |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | system | pairs | sim target | sim source | leakage | F0 corr | dur corr | WER | NISQA-TTS | refused |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     recordings = result["recordings"]
     lines.append(
-        f"| (source recordings) | real speech | {recordings['pairs']} | {recordings['sim_target']} | {recordings['sim_source']} | | 1 | 1 | {recordings['wer']} | |"
+        f"| (source recordings) | real speech | {recordings['pairs']} | {recordings['sim_target']} | {recordings['sim_source']} | | 1 | 1 | {recordings['wer']} | {recordings['nisqa']} | |"
     )
     for name, systems in result["summary"].items():
         for system, r in systems.items():
             lines.append(
-                f"| {name} | {system} | {r['pairs']} | {r['sim_target']} | {r['sim_source']} | {r['leakage']} | {r['f0_corr']} | {r['dur_corr']} | {r['wer']} | {r['refused']} |"
+                f"| {name} | {system} | {r['pairs']} | {r['sim_target']} | {r['sim_source']} | {r['leakage']} | {r['f0_corr']} | {r['dur_corr']} | {r['wer']} | {r['nisqa']} | {r['refused']} |"
             )
     lines += ["", "By direction (transfer, codes only):", "", "| model | direction | sim target | sim source | leakage | F0 corr | WER |", "|---|---|---|---|---|---|---|"]
     for name, systems in result["summary"].items():
@@ -366,11 +374,11 @@ def markdown(result: dict) -> str:
                 "sim source is to the mean of espeak-ng readings of training texts."
             ),
             "",
-            "| system | pairs | sim target | sim source | leakage | F0 corr | dur corr | WER |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| (espeak-ng recordings) | {r['pairs']} | {r['sim_target']} | {r['sim_source']} | | 1 | 1 | {r['wer']} |",
+            "| system | pairs | sim target | sim source | leakage | F0 corr | dur corr | WER | NISQA-TTS |",
+            "|---|---|---|---|---|---|---|---|---|",
+            f"| (espeak-ng recordings) | {r['pairs']} | {r['sim_target']} | {r['sim_source']} | | 1 | 1 | {r['wer']} | {r['nisqa']} |",
             *[
-                f"| {system} | {r['pairs']} | {r['sim_target']} | {r['sim_source']} | {r['leakage']} | {r['f0_corr']} | {r['dur_corr']} | {r['wer']} |"
+                f"| {system} | {r['pairs']} | {r['sim_target']} | {r['sim_source']} | {r['leakage']} | {r['f0_corr']} | {r['dur_corr']} | {r['wer']} | {r['nisqa']} |"
                 for system, r in synthetic["summary"]["copycat"].items()
             ],
             "",
@@ -379,7 +387,7 @@ def markdown(result: dict) -> str:
         verdicts = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items() if isinstance(v, bool))
         difference = checks.get("leakage_minus_baseline")
         paired = f" (leakage minus baseline's per sentence: {difference['mean']}, 95 % interval {difference['ci95']})" if difference else ""
-        lines.append(f"Goals (issue 6), copycat {system}: {verdicts}{paired}")
+        lines.append(f"Goals (issues 6 and 17), copycat {system}: {verdicts}{paired}")
     if "unseen_sources" in result:
         lines += unseen_markdown(result["unseen_sources"])
     return "\n".join(lines) + "\n"
@@ -389,7 +397,20 @@ def evaluate_sources(
     clips: list[Clip], model_sets: list[ModelSet], voices: list[str], similarity: SpeakerSimilarity, whisper, wrong_texts: dict[str, str] | None = None
 ) -> dict:
     """Every model set on every (source clip, other voice) pair, and the source recordings themselves;
-    with `wrong_texts`, whether the main model refuses each source given another clip's transcript."""
+    with `wrong_texts`, whether the main model refuses each source given another clip's transcript.
+    NISQA-TTS scores every output and recording once all are made (one run of its predictor)."""
+    with tempfile.TemporaryDirectory() as folder:
+        result = render_sources(clips, model_sets, voices, similarity, whisper, wrong_texts, Path(folder))
+        naturalness = nisqa_scores(Path(folder))
+    for row in result["recordings"] + [r for p in result["pairs"] for rows in p["systems"].values() for r in rows.values()]:
+        row["nisqa"] = naturalness[row.pop("wav")]
+    return result
+
+
+def render_sources(
+    clips: list[Clip], model_sets: list[ModelSet], voices: list[str], similarity: SpeakerSimilarity, whisper, wrong_texts: dict[str, str] | None, audio_dir: Path
+) -> dict:
+    """evaluate_sources without NISQA-TTS: every output and recording written to `audio_dir`, its file in the row's "wav"."""
     main_models = model_sets[0].transfer
     pairs, recordings, costs, nearest_correct = [], [], [], 0
     for clip in clips:
@@ -401,9 +422,10 @@ def evaluate_sources(
         nearest = main_models.nearest_speaker(log_mel, transcript_tokens(clip.text, main_models.analyzer), source.durations)
         nearest_correct += nearest.name.lower() == clip.speaker.lower()
         wer = measure(source.samples.astype(np.float64), main_models.acoustic.sample_rate, clip.text, whisper).wer
+        write_wav(audio_dir / f"{clip.clip_id}.wav", source.samples, main_models.acoustic.sample_rate)
         for target in (v for v in voices if v.lower() != clip.speaker.lower()):
-            recordings.append({"sim_target": similarity.to(recording, target), "sim_source": similarity.to(recording, clip.speaker), "wer": wer})
-            systems = {models.name: evaluate_pair(models, model_sets[0], source, target, similarity, whisper) for models in model_sets}
+            recordings.append({"sim_target": similarity.to(recording, target), "sim_source": similarity.to(recording, clip.speaker), "wer": wer, "wav": f"{clip.clip_id}.wav"})
+            systems = {models.name: evaluate_pair(models, model_sets[0], source, target, similarity, whisper, audio_dir) for models in model_sets}
             pairs.append({"clip": clip.clip_id, "source_speaker": clip.speaker, "target": target, "systems": systems} | extra)
             print(f"{clip.clip_id} -> {target}: " + "; ".join(
                 f"{name} {system}: sim {r['sim_target']:.3f}/{r['sim_source']:.3f} f0 {r['f0_corr']:.2f}"
@@ -440,6 +462,7 @@ def unseen_goals(groups: dict) -> dict:
             f"wrong_refused_at_least_{GOAL_REFUSED}": group["wrong_refused"] >= GOAL_REFUSED,
             "f0_corr_at_least_0.7": systems[DEFAULT_SYSTEM]["f0_corr"] >= GOAL_F0_CORRELATION,
             "sim_target_within_0.05_of_plain_tts": systems[DEFAULT_SYSTEM]["sim_target"] >= systems["plain TTS"]["sim_target"] - GOAL_SIMILARITY_MARGIN,
+            "nisqa_within_0.1_of_plain_tts": systems[DEFAULT_SYSTEM]["nisqa"] >= systems["plain TTS"]["nisqa"] - GOAL_NISQA_MARGIN,
         }
     return result
 
@@ -453,15 +476,15 @@ def unseen_markdown(unseen: dict) -> list[str]:
             "wrong refused: sources refused when given another clip's transcript."
         ),
         "",
-        "| source -> target | model | system | pairs | accepted | wrong refused | sim target | sim source | leakage | F0 corr | dur corr | WER |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| source -> target | model | system | pairs | accepted | wrong refused | sim target | sim source | leakage | F0 corr | dur corr | WER | NISQA-TTS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for group_name, group in unseen["groups"].items():
         for name, systems in group["systems"].items():
             for system, r in systems.items():
                 lines.append(
                     f"| {group_name} | {name} | {system} | {r['pairs']} | {group['accepted']} | {group['wrong_refused']} | {r['sim_target']} | "
-                    f"{r['sim_source']} | {r['leakage']} | {r['f0_corr']} | {r['dur_corr']} | {r['wer']} |"
+                    f"{r['sim_source']} | {r['leakage']} | {r['f0_corr']} | {r['dur_corr']} | {r['wer']} | {r['nisqa']} |"
                 )
     lines.append("")
     for group_name, checks in unseen["goals"].items():

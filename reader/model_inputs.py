@@ -82,6 +82,11 @@ class ModelInputs:
         """True at boundary tokens, whose durations are pauses."""
         return np.isin(self.symbol_ids, BREAK_IDS)
 
+    @property
+    def phoneme_mask(self) -> np.ndarray:
+        """True at phoneme tokens (those of a word; not <bos> nor boundaries)."""
+        return self.word_indices >= 0
+
 
 def split_stress(phoneme: str) -> tuple[str, int]:
     """('AH', 1 + 0) for 'AH0'; ('K', 0) for 'K'. Raises ValueError for a symbol outside ARPAbet."""

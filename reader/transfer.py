@@ -8,8 +8,9 @@
     -> source speaker (the voice named, or the known voice that reconstructs the recording best)
     -> per-token prosody codes from the CopyCat reference encoder, given the SOURCE speaker (so the
        codes hold what is left after that speaker's own habits: the speaker-independent prosody)
-    -> a plan: the target voice with the source's durations and codes (optionally its F0, moved to
-       the target's register), whose request() the engine renders as any other (Reader.stream_requests).
+    -> a plan: the target voice with the source's durations (for a voice the decoder does not know,
+       phonemes squeezed far below the source's pace lengthened) and codes (optionally its F0, moved to the target's
+       register), whose request() the engine renders as any other (Reader.stream_requests).
 
 Only numpy, soundfile, soxr, Praat (praat-parselmouth, for the source's F0) and onnxruntime: no torch.
 """
@@ -63,6 +64,17 @@ KNOWN_VOICE_RECONSTRUCTION_ERROR = 0.85
 # 0.96 against 0.87 from the codes alone, at the same speaker similarity, leakage and WER; and 0.89
 # against 0.07 on espeak-ng sources, a voice unlike the training speakers whose melody the codes miss.
 MODES = ("codes", "codes+f0")
+# The aligner squeezes some phonemes of a voice the decoder does not know (accented speech: a sound
+# slurred or a boundary misplaced) to a frame or two, and the target voice then swallows them. Each
+# phoneme is given at least 1/SQUEEZED_PHONEME_FACTOR of what the target voice's own reading of the text
+# gives it, at the source's pace (the median ratio of the two over the phonemes); longer ones and pauses
+# are kept. Chosen on the 8 speechocean762 speakers held out of every fine-tune (64 clips into both
+# voices, benchmarks/prosody_transfer.py's measures): Whisper WER of codes+f0 transfers 0.190 / 0.116 /
+# 0.170 / 0.110 (male -> LJ / male -> kathleen / female -> LJ / female -> kathleen) became 0.171 / 0.087 /
+# 0.137 / 0.096 at the same duration correlation with the source (0.61-0.66), log-F0 correlation and
+# similarity to the target. Clipping long phonemes as well (to within 1.7-2.5 x the pace) lowered WER
+# further but took the duration correlation down to 0.38-0.60: held sounds are the source's timing.
+SQUEEZED_PHONEME_FACTOR = 2.0
 DEFAULT_MODE = "codes+f0"
 
 
@@ -205,6 +217,18 @@ def token_mean_log_f0(f0: np.ndarray, durations: np.ndarray) -> np.ndarray:
     return (np.bincount(token_of_frame, continuous_log_f0(f0), minlength=durations.size) / np.maximum(durations, 1)).astype(np.float32)
 
 
+def without_squeezed_phonemes(durations: np.ndarray, target_durations: np.ndarray, phonemes: np.ndarray) -> np.ndarray:
+    """(tokens,) int64 `durations` with each phoneme lengthened, where shorter, to the pace of the source
+    (its median ratio to `target_durations`, the target's own reading) / SQUEEZED_PHONEME_FACTOR times its
+    target duration; other tokens, and longer phonemes, kept."""
+    if not phonemes.any():
+        return durations
+    reference = np.maximum(target_durations, 1).astype(np.float64)
+    pace = np.median(durations[phonemes] / reference[phonemes])
+    floor = np.round(pace / SQUEEZED_PHONEME_FACTOR * reference).astype(np.int64)
+    return np.where(phonemes, np.maximum(durations, floor), durations).astype(np.int64)
+
+
 def in_target_register(source_log_f0: np.ndarray, target_f0_hz: np.ndarray, vowels: np.ndarray) -> np.ndarray:
     """Source token F0 (Hz) shifted in log frequency so that its mean over the vowels equals the mean
     of `target_f0_hz` (the target voice reading this utterance from text alone): the source's
@@ -251,6 +275,7 @@ class TransferPlan:
     prosody: SourceProsody
     target: Speaker
     mode: str
+    durations: np.ndarray  # (tokens,) int64 frames: the source's (squeezed phonemes lengthened for a voice the decoder does not know)
     f0_override: np.ndarray  # (tokens,) Hz, 0 = predict
     prosody_codes: np.ndarray | None  # (tokens, code_dim), or None: the decoder predicts its own
 
@@ -274,9 +299,8 @@ class TransferPlan:
 
         inputs = self.prosody.inputs
         levels = np.where(inputs.boundary_mask, inputs.break_ids - 1, -1)  # break level at boundary tokens
-        durations = self.prosody.durations.astype(np.float32)
         return SynthesisRequest(
-            token_inputs(inputs), inputs.word_indices, levels, durations, self.target, self.target.centroid, 1.0, self,
+            token_inputs(inputs), inputs.word_indices, levels, self.durations.astype(np.float32), self.target, self.target.centroid, 1.0, self,
             prosody_codes=self.prosody_codes, f0_override=self.f0_override,
         )  # fmt: skip
 
@@ -415,16 +439,20 @@ class ProsodyTransfer:
         if mode not in MODES:
             raise ReaderError(f"unknown prosody mode {mode!r}: use one of {', '.join(MODES)}")
         target = self.speaker(target_voice)
-        no_f0 = np.zeros(len(prosody.inputs), np.float32)
-        plan = TransferPlan(prosody, target, mode, no_f0, prosody.codes)
+        inputs = prosody.inputs
+        durations = prosody.durations
+        if not prosody.known_voice:
+            own_reading = self.acoustic.synthesize(token_inputs(inputs), target, postnet=False).durations
+            durations = without_squeezed_phonemes(durations, own_reading, inputs.phoneme_mask)
+        plan = TransferPlan(prosody, target, mode, durations, np.zeros(len(inputs), np.float32), prosody.codes)
         if mode == "codes":
             return plan
-        vowels = prosody.inputs.stress_ids > 0
+        vowels = inputs.stress_ids > 0
         if np.isnan(prosody.log_f0).any() or not vowels.any():
             return plan  # Praat heard no voicing: the codes alone carry the melody
         # The target's register from its own reading of the text: decoding with the source's codes
         # would carry the source's register into it (a male source pulled kathleen down to 132 Hz).
-        register = self.acoustic.synthesize(token_inputs(prosody.inputs), target, duration_override=prosody.durations.astype(np.float32)).f0
+        register = self.acoustic.synthesize(token_inputs(inputs), target, duration_override=durations.astype(np.float32)).f0
         # Codes of a voice the decoder does not know carry that voice's sound more than its prosody
         # (an encoder trained on two voices): its timing and melody, measured directly, are
         # transferred, and the decoder predicts the finer prosody in the target voice. On the 8

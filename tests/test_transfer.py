@@ -14,6 +14,7 @@ from reader.engine import Reader
 from reader.errors import ReaderError
 from reader.paths import data_dir
 from reader.transfer import (
+    SQUEEZED_PHONEME_FACTOR,
     MAX_SOURCE_SECONDS,
     NARROW_BAND_DB,
     OCTAVE_JUMP,
@@ -24,6 +25,7 @@ from reader.transfer import (
     token_inputs,
     transcript_tokens,
     upper_band_db,
+    without_squeezed_phonemes,
     without_octave_jumps,
 )
 from runtime.features import FeatureSettings, f0_on_frame_grid
@@ -193,6 +195,16 @@ def test_source_f0_stays_in_the_speakers_own_range_without_octave_jumps(clip):
         assert np.mean(voiced < 0.7 * np.median(voiced)) < 0.01
 
 
+def test_squeezed_phonemes_are_lengthened_to_the_sources_pace_and_the_rest_kept():
+    target = np.array([0, 4, 6, 5, 10, 8, 4, 30], np.int64)  # <bos>, six phonemes, a pause
+    phonemes = np.array([False, True, True, True, True, True, True, False])
+    source = np.array([0, 8, 12, 50, 20, 16, 1, 2], np.int64)  # twice the target's pace; one held, one squeezed, a short pause
+    lengthened = without_squeezed_phonemes(source, target, phonemes)
+    assert np.array_equal(lengthened[[0, 1, 2, 3, 4, 5, 7]], source[[0, 1, 2, 3, 4, 5, 7]])  # held sounds and pauses are his timing
+    assert lengthened[6] == round(2 / SQUEEZED_PHONEME_FACTOR * 4)
+    assert np.array_equal(without_squeezed_phonemes(source, target, np.zeros(8, bool)), source)
+
+
 def test_octave_jumps_are_moved_back_next_to_their_neighbours():
     f0 = np.array([0, 120, 122, 240, 125, 0, 0, 61, 124, 126, 0], np.float64)
     assert np.allclose(without_octave_jumps(f0), [0, 120, 122, 120, 125, 0, 0, 122, 124, 126, 0])
@@ -218,7 +230,11 @@ def test_an_unheard_voice_gives_its_timing_and_melody_and_the_target_predicts_th
     assert plan.prosody_codes is None and np.all(plan.f0_override > 0)
     assert any("unlike the model's voices" in note for note in plan.notes())
     output = transfer.decode(plan)
-    assert np.array_equal(output.durations, prosody.durations)  # his timing
+    assert np.array_equal(output.durations, plan.durations)
+    # his timing: pauses as he made them, and phonemes too but for outliers from his pace
+    phonemes = prosody.inputs.phoneme_mask
+    assert np.array_equal(plan.durations[~phonemes], prosody.durations[~phonemes])
+    assert np.mean(plan.durations[phonemes] == prosody.durations[phonemes]) > 0.8
     vowels = prosody.inputs.stress_ids > 0
     assert np.corrcoef(np.log(output.f0[vowels]), prosody.log_f0[vowels])[0, 1] > 0.9  # his melody
     codes_only = transfer.plan(prosody, "kathleen", mode="codes")  # the codes mode keeps his codes
