@@ -3,8 +3,8 @@
     source file -> SourceRecording (checked, mono, resampled to the model's rate)
     -> log-mel (runtime.features, as in training) -> tokens of the transcript (the reader's front end)
     -> forced alignment (runtime.aligner: token durations)
-    -> transcript check (runtime.phone_check: a phone recogniser's score of the transcript's phones
-       plus the aligner's cost; the aligner's cost alone for a model exported without a recogniser)
+    -> transcript check (runtime.phone_check: a phone recogniser's score of the transcript's phones,
+       the manifest's score kind; the aligner's cost for a model exported without a recogniser)
     -> source speaker (the voice named, or the known voice that reconstructs the recording best)
     -> per-token prosody codes from the CopyCat reference encoder, given the SOURCE speaker (so the
        codes hold what is left after that speaker's own habits: the speaker-independent prosody)
@@ -319,16 +319,16 @@ class ProsodyTransfer:
         if "copycat_encoder" not in acoustic.manifest["files"]:
             raise ModelError(f"acoustic model {acoustic.folder} has no CopyCat encoder: re-export it")
         try:
-            # The aligner gives the durations and its cost is part of the transcript check (fine-tuned
-            # on three corpora for voices it never heard); the joint aligner, where the model has one,
+            # The aligner gives the durations (fine-tuned on three corpora for voices it never heard),
+            # and its cost where the transcript check's score kind adds it; the joint aligner, where the model has one,
             # was trained with the decoder, whose durations it then reads in its own convention (see
             # decoder_fit).
             self.aligner = RuntimeAligner(acoustic)
             self.joint_aligner = RuntimeAligner(acoustic, "joint_aligner") if "joint_aligner" in acoustic.manifest.get("files", {}) else None
             # The phone recogniser decides whether the transcript matches where the model has one (a
-            # softmax over every phoneme, not only the sentence's own tokens, plus the aligner's cost;
-            # see runtime/phone_check.py); a model exported before it (the transfer baseline) keeps the
-            # aligner's cost alone.
+            # softmax over every phoneme and blank, not only the sentence's own tokens; see
+            # runtime/phone_check.py); a model exported before it (the transfer baseline) keeps the
+            # aligner's cost.
             has_phone_check = "phone_check" in acoustic.manifest or "phone_recognizer" in acoustic.manifest.get("files", {})
             self.phone_check = RuntimePhoneCheck(acoustic) if has_phone_check else None
             acoustic.encoder("copycat_encoder")
