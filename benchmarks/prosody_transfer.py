@@ -60,7 +60,7 @@ import numpy as np
 from prosody_selection import measure  # benchmarks/ is on sys.path when run as a script
 from reader.frontend.analysis import Analyzer
 from reader.paths import data_dir, models_dir
-from reader.transfer import DEFAULT_MODE, ProsodyTransfer, frame_f0, load_source, token_inputs, transcript_tokens
+from reader.transfer import DEFAULT_MODE, ProsodyTransfer, frame_f0, token_inputs, transcript_tokens
 from runtime.acoustic import AcousticModel
 from runtime.features import FeatureSettings, log_mel_spectrogram
 from runtime.session import SessionOptions
@@ -220,8 +220,8 @@ class Source:
     @classmethod
     def measure(cls, clip: Clip, measurer: ModelSet) -> Source:
         transfer = measurer.transfer
-        recording = load_source(clip.path, transfer.acoustic.sample_rate)
-        inputs = token_inputs(transcript_tokens(clip.text, transfer.analyzer))
+        recording, inputs, _ = transfer.read_source(clip.path, clip.text)  # cut to its speech, as analyse_source reads it
+        inputs = token_inputs(inputs)
         log_mel = log_mel_spectrogram(recording.samples, feature_settings(transfer.acoustic))
         # the reference durations come from the aligner trained with the decoder where there is one, so
         # that duration correlations stay comparable when the transcript-checking aligner changes
@@ -238,9 +238,7 @@ def wrong_transcripts(clips: list[Clip]) -> dict[str, str]:
 
 def refuses(transfer: ProsodyTransfer, source: Source, text: str) -> bool:
     """Whether the mismatch check refuses `text` as the source's transcript (analyse_source without --force)."""
-    log_mel = log_mel_spectrogram(source.samples, feature_settings(transfer.acoustic))
-    tokens = token_inputs(transcript_tokens(text, transfer.analyzer))
-    return not transfer.transcript_fit(tokens, log_mel, transfer.aligner.align(tokens, log_mel).cost).matches
+    return not transfer.read_source(source.clip.path, text)[2].matches
 
 
 def transcript_check(transfer: ProsodyTransfer) -> str:

@@ -35,6 +35,23 @@ if TYPE_CHECKING:  # runtime.* loads onnxruntime: imported where used, so `reade
 MAX_SOURCE_SECONDS = 30.0
 # Peak below this (-50 dBFS) is silence or room noise, not speech to take prosody from.
 SILENT_PEAK = 10 ** (-50 / 20)
+# The source is cut to its speech before it is aligned: from SPEECH_LEAD_SECONDS before the first phone
+# the transcript check's recogniser hears to SPEECH_TAIL_SECONDS after its last. The training clips
+# start within 0.1 s of speech, so the aligner never learned to give a long lead-in to <bos>: it held
+# the first and last phonemes of speechocean762 clips (0.3-0.6 s of room tone, breaths and clicks either
+# side) 9 and 3 times as long as the target voice's own reading (medians over the 8 speakers held out of
+# training, 40 clips); cut here, 1.3 and 1.1 times. An energy threshold cut too little: breaths and
+# clicks are as loud as a soft onset. The recogniser's phone frames fall inside their phones, hence
+# the margins (0 and 0.1 s cut into the first and last phonemes: 0.7 and 0.6 times). On those speakers'
+# codes+f0 transfers (48 clips into both voices; male -> LJ / male -> kathleen / female -> LJ / female ->
+# kathleen) Whisper WER went from 0.09 / 0.10 / 0.10 / 0.06 to 0.07 / 0.05 / 0.05 / 0.09 and leakage
+# towards the source (similarity to it above plain TTS's) from 0.02 / 0.02 / 0.04 / 0.03 to -0.01 / 0.01 /
+# 0.01 / 0.01; NISQA-TTS moved 2.98 / 4.06 / 2.85 / 3.96 to 2.92 / 3.92 / 3.09 / 3.85. The two voices'
+# own clips are cut too (their aligner held the silence on the same phonemes): on 20 valid clips of
+# each, transferred into the other voice with the pause rule below, NISQA-TTS 3.88 / 3.32 (LJ -> kathleen
+# / kathleen -> LJ) became 3.80 / 3.41 and WER 0.11 / 0.12 became 0.14 / 0.10.
+SPEECH_LEAD_SECONDS = 0.05
+SPEECH_TAIL_SECONDS = 0.2
 # Source F0 in two passes (Hirst 2011; De Looze & Hirst 2008): a first Praat pass over a range wide
 # enough for any adult voice, then a second inside this speaker's own range, from the first pass's
 # quartiles: floor 0.75 x Q1, ceiling 1.5 x Q3. A fixed range that spans low male to high female lets
@@ -75,6 +92,14 @@ MODES = ("codes", "codes+f0")
 # similarity to the target. Clipping long phonemes as well (to within 1.7-2.5 x the pace) lowered WER
 # further but took the duration correlation down to 0.38-0.60: held sounds are the source's timing.
 SQUEEZED_PHONEME_FACTOR = 2.0
+# A pause the source makes at a word boundary where the text has no break (or a minor one) is a phrase
+# break of its reading: the decoder learned pauses at major breaks, and fills a <break:none> token held
+# that long with sound (a smeared "was... more"). Such a boundary is planned as a major break. On the 8
+# development speakers (48 clips into both voices, as above) NISQA-TTS of codes+f0 transfers moved
+# 2.92 / 3.92 / 3.09 / 3.85 to 2.93 / 4.01 / 3.08 / 3.86, Whisper WER and the correlations unchanged
+# (0.3 s: 2.94 / 3.92 / 3.11 / 3.85).
+SOURCE_PAUSE_SECONDS = 0.2
+SOURCE_PAUSE_LEVEL = 2  # model_inputs.BREAK_LEVEL_NAMES: major
 DEFAULT_MODE = "codes+f0"
 
 
@@ -112,6 +137,15 @@ def load_source(path: str | Path, sample_rate: int) -> SourceRecording:
     if original_rate != sample_rate:
         audio = soxr.resample(audio, original_rate, sample_rate).astype(np.float32)
     return SourceRecording(audio, sample_rate, str(path), int(original_rate))
+
+
+def speech_only(recording: SourceRecording, frames: tuple[int, int], hop_length: int) -> SourceRecording:
+    """The recording from SPEECH_LEAD_SECONDS before log-mel frame frames[0] to SPEECH_TAIL_SECONDS
+    after frame frames[1] (frame i centred on sample i * hop_length)."""
+    rate = recording.sample_rate
+    start = max(0, frames[0] * hop_length - round(SPEECH_LEAD_SECONDS * rate))
+    end = min(recording.samples.size, frames[1] * hop_length + round(SPEECH_TAIL_SECONDS * rate))
+    return replace(recording, samples=recording.samples[start:end])
 
 
 def voice_label(speaker: Speaker) -> str:
@@ -229,6 +263,21 @@ def without_squeezed_phonemes(durations: np.ndarray, target_durations: np.ndarra
     return np.where(phonemes, np.maximum(durations, floor), durations).astype(np.int64)
 
 
+def with_source_pauses(inputs: ModelInputs, durations: np.ndarray, pause_frames: float) -> ModelInputs:
+    """`inputs` with every word boundary held `pause_frames` or longer raised to SOURCE_PAUSE_LEVEL (the
+    boundary token's symbol and the break level of its word's tokens); stronger breaks kept."""
+    from reader.model_inputs import BREAK_IDS
+
+    raised = inputs.boundary_mask & (durations >= pause_frames) & (inputs.break_ids - 1 < SOURCE_PAUSE_LEVEL)
+    raised[-1] = False  # the sentence's own end
+    if not raised.any():
+        return inputs
+    words = inputs.word_indices[np.flatnonzero(raised) - 1]  # the word each raised boundary follows
+    break_ids = np.where(raised | np.isin(inputs.word_indices, words), SOURCE_PAUSE_LEVEL + 1, inputs.break_ids)
+    symbol_ids = np.where(raised, BREAK_IDS[SOURCE_PAUSE_LEVEL], inputs.symbol_ids)
+    return replace(inputs, symbol_ids=symbol_ids.astype(np.int64), break_ids=break_ids.astype(np.int64))
+
+
 def in_target_register(source_log_f0: np.ndarray, target_f0_hz: np.ndarray, vowels: np.ndarray) -> np.ndarray:
     """Source token F0 (Hz) shifted in log frequency so that its mean over the vowels equals the mean
     of `target_f0_hz` (the target voice reading this utterance from text alone): the source's
@@ -244,6 +293,7 @@ class TranscriptFit:
     measure: str  # what the score is, for messages ("phone check ctc_gap", "alignment cost")
     score: float
     threshold: float
+    speech_frames: tuple[int, int] | None = None  # log-mel frames from the first phone heard to the last (phone check only)
 
     @property
     def matches(self) -> bool:
@@ -275,6 +325,7 @@ class TransferPlan:
     prosody: SourceProsody
     target: Speaker
     mode: str
+    inputs: ModelInputs  # the transcript's tokens, with the source's pauses as major breaks
     durations: np.ndarray  # (tokens,) int64 frames: the source's (squeezed phonemes lengthened for a voice the decoder does not know)
     f0_override: np.ndarray  # (tokens,) Hz, 0 = predict
     prosody_codes: np.ndarray | None  # (tokens, code_dim), or None: the decoder predicts its own
@@ -297,7 +348,7 @@ class TransferPlan:
         """The runtime.stream request (one utterance: it is aligned and decoded as one)."""
         from runtime.stream import SynthesisRequest
 
-        inputs = self.prosody.inputs
+        inputs = self.inputs
         levels = np.where(inputs.boundary_mask, inputs.break_ids - 1, -1)  # break level at boundary tokens
         return SynthesisRequest(
             token_inputs(inputs), inputs.word_indices, levels, self.durations.astype(np.float32), self.target, self.target.centroid, 1.0, self,
@@ -337,13 +388,28 @@ class ProsodyTransfer:
 
     # -- stages ---------------------------------------------------------------------------------
 
-    def transcript_fit(self, tokens: TokenInputs, log_mel: np.ndarray, alignment_cost: float) -> TranscriptFit:
+    def transcript_fit(self, tokens: TokenInputs, log_mel: np.ndarray) -> TranscriptFit:
         """How well the transcript's tokens fit the recording's log-mel: the phone check's score, or the
-        aligner's `alignment_cost` of them for a model without a phone recogniser."""
+        aligner's cost of them for a model without a phone recogniser."""
+        needs_cost = self.phone_check is None or self.phone_check.needs_alignment_cost
+        alignment_cost = self.aligner.align(tokens, log_mel).cost if needs_cost else None
         if self.phone_check is None:
             return TranscriptFit("alignment cost", alignment_cost, self.aligner.cost_threshold)
         check = self.phone_check.check(tokens, log_mel, alignment_cost)
-        return TranscriptFit(f"phone check {check.score_kind}", check.score, check.score_threshold)
+        return TranscriptFit(f"phone check {check.score_kind}", check.score, check.score_threshold, check.speech_frames)
+
+    def read_source(self, source: str | Path, text: str) -> tuple[SourceRecording, ModelInputs, TranscriptFit]:
+        """The source recording, cut to its speech where the recogniser heard phones, its transcript's
+        tokens, and the transcript check's verdict (on the whole recording, as it was calibrated)."""
+        from runtime.features import FeatureSettings, log_mel_spectrogram
+
+        recording = load_source(source, self.acoustic.sample_rate)
+        inputs = transcript_tokens(text, self.analyzer)
+        settings = FeatureSettings(sample_rate=self.acoustic.sample_rate, hop_length=self.acoustic.hop_length)
+        fit = self.transcript_fit(token_inputs(inputs), log_mel_spectrogram(recording.samples, settings))
+        if fit.speech_frames is not None:
+            recording = speech_only(recording, fit.speech_frames, self.acoustic.hop_length)
+        return recording, inputs, fit
 
     def speaker(self, name: str) -> Speaker:
         from runtime.errors import UnknownVoiceError
@@ -404,15 +470,13 @@ class ProsodyTransfer:
         any audio is written)."""
         from runtime.features import FeatureSettings, log_mel_spectrogram
 
-        recording = load_source(source, self.acoustic.sample_rate)
-        inputs = transcript_tokens(text, self.analyzer)
+        recording, inputs, fit = self.read_source(source, text)
         settings = FeatureSettings(sample_rate=self.acoustic.sample_rate, hop_length=self.acoustic.hop_length)
         log_mel = log_mel_spectrogram(recording.samples, settings)
         alignment = self.aligner.align(token_inputs(inputs), log_mel)
         if not np.isfinite(alignment.cost):
-            raise ReaderError(f"{recording.name} is too short ({recording.samples.size / recording.sample_rate:.2f} s) for its transcript of {len(inputs)} sounds")
+            raise ReaderError(f"{recording.name} is too short ({recording.samples.size / recording.sample_rate:.2f} s of speech) for its transcript of {len(inputs)} sounds")
         doubts = source_doubts(recording)
-        fit = self.transcript_fit(token_inputs(inputs), log_mel, alignment.cost)
         if not fit.matches and not force:
             if doubts:  # the likelier cause, said first
                 raise ReaderError(f"{doubts[0]}; it does not match its transcript ({fit.describe()}): use a full-band recording, or --force to transfer anyway")
@@ -444,7 +508,8 @@ class ProsodyTransfer:
         if not prosody.known_voice:
             own_reading = self.acoustic.synthesize(token_inputs(inputs), target, postnet=False).durations
             durations = without_squeezed_phonemes(durations, own_reading, inputs.phoneme_mask)
-        plan = TransferPlan(prosody, target, mode, durations, np.zeros(len(inputs), np.float32), prosody.codes)
+        inputs = with_source_pauses(inputs, durations, SOURCE_PAUSE_SECONDS * self.acoustic.sample_rate / self.acoustic.hop_length)
+        plan = TransferPlan(prosody, target, mode, inputs, durations, np.zeros(len(inputs), np.float32), prosody.codes)
         if mode == "codes":
             return plan
         vowels = inputs.stress_ids > 0

@@ -29,7 +29,9 @@ blank. Scores of (recording, transcript phones), higher = worse fit:
   non-speech clips at its threshold 4.67), and its aligner term refused right transcripts of some
   unheard voices; it is not needed since (the same development results as ctc_gap_per_phone).
 
-The manifest's `phone_check` block names the score the check uses and its calibrated threshold.
+The manifest's `phone_check` block names the score the check uses and its calibrated threshold. The
+check also says where the recogniser heard phones (heard_frames), from which reader transfer cuts a
+source to its speech: the recogniser was taught that noise, clicks and near-silence hold no phones.
 numpy + onnxruntime only.
 """
 
@@ -108,12 +110,24 @@ def score_kinds(log_probs: np.ndarray, phones: np.ndarray, alignment_cost: float
     return scores
 
 
+def heard_frames(log_probs: np.ndarray, n_frames: int) -> tuple[int, int] | None:
+    """[first, last) log-mel frames of an n_frames recording from the first recogniser frame whose best
+    class is a phone to the last (recogniser frame i covers log-mel frames [i * s, (i + 1) * s), s =
+    n_frames / its frame count, rounded up); None where it heard no phone."""
+    heard = np.flatnonzero(log_probs.argmax(-1) != BLANK)
+    if heard.size == 0:
+        return None
+    stride = -(-n_frames // log_probs.shape[0])
+    return int(heard[0] * stride), int(min(n_frames, (heard[-1] + 1) * stride))
+
+
 @dataclass(frozen=True)
 class PhoneCheck:
     score: float  # the manifest's score kind: higher = the transcript fits the recording worse
     score_threshold: float  # above it the transcript does not match
     score_kind: str
     phone_error_rate: float  # of the recogniser's greedy phones against the transcript's, for messages
+    speech_frames: tuple[int, int] | None  # heard_frames: where the recogniser heard phones
 
     @property
     def matches_transcript(self) -> bool:
@@ -161,5 +175,6 @@ class RuntimePhoneCheck:
         aligner's cost of the same (runtime.aligner), needed where needs_alignment_cost."""
         if self.needs_alignment_cost and alignment_cost is None:
             raise ValueError(f"the phone check's score {self.score_kind} needs the aligner's alignment cost of the transcript")
-        scores = score_kinds(self.log_probs(log_mel), self.phones(tokens), alignment_cost)
-        return PhoneCheck(scores[self.score_kind], self.score_threshold, self.score_kind, scores["phone_error_rate"])
+        log_probs = self.log_probs(log_mel)
+        scores = score_kinds(log_probs, self.phones(tokens), alignment_cost)
+        return PhoneCheck(scores[self.score_kind], self.score_threshold, self.score_kind, scores["phone_error_rate"], heard_frames(log_probs, len(log_mel)))

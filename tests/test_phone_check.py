@@ -20,7 +20,7 @@ from runtime.aligner import RuntimeAligner
 from runtime.errors import RuntimeModelError
 from runtime.features import log_mel_spectrogram
 from runtime.manifest import record_files
-from runtime.phone_check import RuntimePhoneCheck, ctc_negative_log_likelihood, edit_distance, greedy_phones, score_kinds
+from runtime.phone_check import RuntimePhoneCheck, ctc_negative_log_likelihood, edit_distance, greedy_phones, heard_frames, score_kinds
 from runtime.session import SessionOptions
 
 needs_data = pytest.mark.skipif(not (data_dir() / "splits.json").is_file(), reason="speech data (../shared/data) not present")
@@ -97,6 +97,13 @@ def test_a_transcript_that_is_the_recognisers_best_path_scores_about_zero():
     scores = score_kinds(log_probs, np.array([2, 3]))
     assert scores["phone_error_rate"] == 0 and abs(scores["ctc_gap"]) < 0.05  # below 0 by the other paths' share
     assert score_kinds(log_probs, np.array([1, 3]))["ctc_gap"] > 1  # a phone the frames do not hold
+
+
+def test_heard_frames_span_the_first_to_the_last_phone_on_the_log_mel_grid():
+    best = np.array([0, 0, 0, 2, 0, 1, 1, 0, 0])  # recogniser frames, each over 2 log-mel frames
+    assert heard_frames(np.eye(3)[best], 17) == (6, 14)
+    assert heard_frames(np.eye(3)[[0, 0, 0, 0, 0, 0, 0, 0, 2]], 17) == (16, 17)  # the last frame covers one log-mel frame
+    assert heard_frames(np.eye(3)[np.zeros(9, np.int64)], 17) is None  # only blanks: nothing heard
 
 
 @needs_data

@@ -14,17 +14,23 @@ from reader.engine import Reader
 from reader.errors import ReaderError
 from reader.paths import data_dir
 from reader.transfer import (
+    SOURCE_PAUSE_LEVEL,
     SQUEEZED_PHONEME_FACTOR,
     MAX_SOURCE_SECONDS,
     NARROW_BAND_DB,
     OCTAVE_JUMP,
     frame_f0,
     in_target_register,
+    SPEECH_LEAD_SECONDS,
+    SPEECH_TAIL_SECONDS,
+    SourceRecording,
     load_source,
     praat_f0,
+    speech_only,
     token_inputs,
     transcript_tokens,
     upper_band_db,
+    with_source_pauses,
     without_squeezed_phonemes,
     without_octave_jumps,
 )
@@ -58,7 +64,9 @@ def transfer(reader):
 def test_transfer_between_the_real_speakers_in_both_directions(reader, transfer, clip, target):
     audio = reader.transfer(clip_path(clip), clip[3], voice=target, source_voice=clip[2])
     assert audio.sample_rate == 22050 and np.all(np.isfinite(audio.samples))
-    assert abs(audio.seconds - seconds(clip_path(clip))) < 2 * HOP_SECONDS  # the source's frames, token by token
+    speech = transfer.read_source(clip_path(clip), clip[3])[0]
+    assert abs(audio.seconds - speech.samples.size / 22050) < 2 * HOP_SECONDS  # the source's speech frames, token by token
+    assert speech.samples.size / 22050 > seconds(clip_path(clip)) - 0.5  # the clips start and end within a few tenths of their speech
     assert np.sqrt(np.mean(audio.samples**2)) > 0.01
     assert len(audio.words) == len(clip[3].split())
     # in the target's voice: decoding the same plan in the source's own voice gives another spectrum
@@ -110,6 +118,37 @@ def test_another_sample_rate_is_resampled_and_aligns_like_the_original(tmp_path,
     assert np.mean(np.abs(from_16k.durations - original.durations)) < 1.0  # frames per token
 
 
+def test_speech_only_keeps_the_margins_around_the_heard_frames():
+    recording = SourceRecording(np.arange(22050 * 2, dtype=np.float32), 22050, "x.wav", 22050)
+    cut = speech_only(recording, (100, 120), 256)
+    assert cut.samples[0] == 100 * 256 - round(SPEECH_LEAD_SECONDS * 22050)
+    assert cut.samples[-1] == 120 * 256 + round(SPEECH_TAIL_SECONDS * 22050) - 1
+    assert speech_only(recording, (0, 172), 256).samples.size == recording.samples.size  # never past the ends
+
+
+def test_room_tone_and_a_click_before_and_after_the_speech_are_not_taken_as_its_timing(tmp_path, transfer):
+    """Half a second of room tone with a click at either end of a held-out clip: the aligner would hold
+    the first and last phonemes through them (it never heard a long lead-in); the source is cut to the
+    speech the recogniser hears, so the timing is the clip's own."""
+    audio, rate = soundfile.read(clip_path(LJ_CLIP), dtype="float32")
+    rng = np.random.default_rng(0)
+
+    def room(seconds):
+        tone = 0.003 * rng.standard_normal(int(seconds * rate)).astype(np.float32)
+        tone[len(tone) // 2 : len(tone) // 2 + 40] += 0.3 * np.hanning(40).astype(np.float32)  # a click
+        return tone
+
+    padded = tmp_path / "padded.wav"
+    soundfile.write(padded, np.concatenate([room(0.6), audio, room(0.6)]), rate)
+    original = transfer.analyse_source(clip_path(LJ_CLIP), LJ_CLIP[3], source_voice="LJ")
+    from_padded = transfer.analyse_source(padded, LJ_CLIP[3], source_voice="LJ")
+    phonemes = original.inputs.phoneme_mask
+    first, last = np.flatnonzero(phonemes)[[0, -1]]
+    # the clip itself starts at its first sound: the padded one keeps the lead-in margin more (not the whole lead-in)
+    assert abs(int(from_padded.durations[first]) - int(original.durations[first])) <= SPEECH_LEAD_SECONDS / HOP_SECONDS + 2
+    assert abs(int(from_padded.durations[last]) - int(original.durations[last])) <= SPEECH_TAIL_SECONDS / HOP_SECONDS + 2
+
+
 def test_a_transcript_that_does_not_match_is_refused_unless_forced(transfer):
     wrong = "Never so strange a prophet came up to Jerusalem, with his brother and a lamp."
     with pytest.raises(ReaderError, match="does not match"):
@@ -123,8 +162,7 @@ def test_durations_are_those_the_decoder_reconstructs_the_recording_best_with(tr
     from runtime.features import log_mel_spectrogram
 
     assert transfer.joint_aligner is not None  # the shipped model has both aligners
-    recording = load_source(clip_path(KATHLEEN_CLIP), 22050)
-    inputs = transcript_tokens(KATHLEEN_CLIP[3], transfer.analyzer)
+    recording, inputs, _ = transfer.read_source(clip_path(KATHLEEN_CLIP), KATHLEEN_CLIP[3])
     log_mel = log_mel_spectrogram(recording.samples, FeatureSettings())
     speaker = transfer.speaker("kathleen")
     candidates = [a.align(token_inputs(inputs), log_mel).durations for a in (transfer.aligner, transfer.joint_aligner)]
@@ -205,6 +243,23 @@ def test_squeezed_phonemes_are_lengthened_to_the_sources_pace_and_the_rest_kept(
     assert np.array_equal(without_squeezed_phonemes(source, target, np.zeros(8, bool)), source)
 
 
+def test_a_pause_of_the_source_where_the_text_has_no_break_becomes_a_major_break(transfer):
+    from reader.model_inputs import BREAK_IDS
+
+    inputs = transcript_tokens("It was more than, just another record.", transfer.analyzer)
+    boundaries = np.flatnonzero(inputs.boundary_mask)  # after it, was, more, than (a comma), just, another, record
+    durations = np.full(len(inputs), 5, np.int64)
+    durations[boundaries[[1, 3, 6]]] = 30  # paused after "was", at the comma (a major break already) and at the end
+    paused = with_source_pauses(inputs, durations, 20)
+    assert paused.symbol_ids[boundaries[1]] == BREAK_IDS[SOURCE_PAUSE_LEVEL]
+    was = inputs.word_indices == inputs.word_indices[boundaries[1] - 1]
+    assert np.all(paused.break_ids[was] == SOURCE_PAUSE_LEVEL + 1) and paused.break_ids[boundaries[1]] == SOURCE_PAUSE_LEVEL + 1
+    others = np.ones(len(inputs), bool)
+    others[was] = others[boundaries[1]] = False
+    assert np.array_equal(paused.symbol_ids[others], inputs.symbol_ids[others]) and np.array_equal(paused.break_ids[others], inputs.break_ids[others])
+    assert with_source_pauses(inputs, np.full(len(inputs), 5, np.int64), 20) is inputs  # no pause: the text's own breaks
+
+
 def test_octave_jumps_are_moved_back_next_to_their_neighbours():
     f0 = np.array([0, 120, 122, 240, 125, 0, 0, 61, 124, 126, 0], np.float64)
     assert np.allclose(without_octave_jumps(f0), [0, 120, 122, 120, 125, 0, 0, 122, 124, 126, 0])
@@ -263,11 +318,11 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "reader", *args], check=False, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
 
 
-def test_cli_transfers_into_a_file_and_reports_bad_input_in_one_line(tmp_path):
+def test_cli_transfers_into_a_file_and_reports_bad_input_in_one_line(tmp_path, transfer):
     out = tmp_path / "out.wav"
     done = cli("transfer", clip_path(KATHLEEN_CLIP), "--text", KATHLEEN_CLIP[3], "--voice", "LJ", "--source-voice", "kathleen", "-o", str(out))
     assert done.returncode == 0, done.stderr
-    assert abs(seconds(out) - seconds(clip_path(KATHLEEN_CLIP))) < 2 * HOP_SECONDS
+    assert abs(seconds(out) - transfer.read_source(clip_path(KATHLEEN_CLIP), KATHLEEN_CLIP[3])[0].samples.size / 22050) < 2 * HOP_SECONDS
     silent = tmp_path / "silent.wav"
     soundfile.write(silent, np.zeros(22050, np.float32), 22050)
     for source, text in ((silent, "Hello there."), (clip_path(KATHLEEN_CLIP), "A completely different sentence about the weather in Spain.")):

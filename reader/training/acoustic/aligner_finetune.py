@@ -14,8 +14,9 @@ term, on the train splits of the configured corpora (the test split is never rea
 same inputs and outputs, and recalibrated on the valid splits of the same corpora and on the train
 clips of the held-out speakers, voices it never heard (export.py's calibrate_aligner); --recalibrate
 does only that, in place, for the shipped aligner (after a change to how runtime/aligner.py scores).
-The aligner's input is exactly what the runtime gives it (runtime.features' log-mel of the recording
-resampled to the model rate, as reader.transfer.load_source does), so the runtime needs no change.
+The aligner's input is what the runtime gives it (runtime.features' log-mel of the recording
+resampled to the model rate, as reader.transfer.load_source does), so the runtime needs no change; it
+trains on whole clips, where reader transfer cuts a source to its speech first (reader.transfer.speech_only).
 
 Log-mels and token arrays are cached under cache_dir()/aligner/<key>/<corpus>/<id>.npz. The run
 checkpoints to <run_dir>/checkpoint.pt every few minutes and resumes from it. The export writes a full
@@ -170,7 +171,7 @@ class Clip:
 
 
 def recording_log_mel(path: Path, settings: FeatureSettings) -> np.ndarray:
-    """The runtime's log-mel of a recording, read as `reader transfer` reads a source (reader.transfer.load_source)."""
+    """The runtime's log-mel of a whole recording, loaded as `reader transfer` loads a source (reader.transfer.load_source)."""
     from reader.transfer import load_source
     from runtime.features import log_mel_spectrogram
 
