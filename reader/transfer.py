@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import ModelError, ReaderError
-from .model_inputs import ModelInputs, transcript_to_inputs
+from .model_inputs import BREAK_IDS, ModelInputs, transcript_to_inputs
 
 if TYPE_CHECKING:  # runtime.* loads onnxruntime: imported where used, so `reader --help` stays quick
     from runtime.acoustic import AcousticOutput, Speaker, TokenInputs
@@ -266,8 +266,6 @@ def without_squeezed_phonemes(durations: np.ndarray, target_durations: np.ndarra
 def with_source_pauses(inputs: ModelInputs, durations: np.ndarray, pause_frames: float) -> ModelInputs:
     """`inputs` with every word boundary held `pause_frames` or longer raised to SOURCE_PAUSE_LEVEL (the
     boundary token's symbol and the break level of its word's tokens); stronger breaks kept."""
-    from reader.model_inputs import BREAK_IDS
-
     raised = inputs.boundary_mask & (durations >= pause_frames) & (inputs.break_ids - 1 < SOURCE_PAUSE_LEVEL)
     raised[-1] = False  # the sentence's own end
     if not raised.any():

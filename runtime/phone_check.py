@@ -55,11 +55,16 @@ SCORE_DESCRIPTIONS = {
 NEEDS_ALIGNMENT_COST = ("ctc_gap_per_phone+alignment_cost",)
 
 
+def ctc_frames_needed(phones: np.ndarray) -> int:
+    """Recogniser frames a CTC path through `phones` needs: one per phone, and a blank between repeats."""
+    return int(phones.size + np.sum(phones[1:] == phones[:-1]))
+
+
 def ctc_negative_log_likelihood(log_probs: np.ndarray, phones: np.ndarray) -> float:
     """-log p(phones | recording) under CTC for (frames, classes) log-probabilities (class 0 = blank);
-    infinite where the recording has too few frames to hold the phones (one per phone, one between repeats)."""
+    infinite where the recording has too few frames to hold the phones (ctc_frames_needed)."""
     n_frames, n_phones = log_probs.shape[0], phones.size
-    if n_phones == 0 or n_frames < n_phones + int(np.sum(phones[1:] == phones[:-1])):
+    if n_phones == 0 or n_frames < ctc_frames_needed(phones):
         return float("inf")
     labels = np.full(2 * n_phones + 1, BLANK, np.int64)  # blank, phone 1, blank, phone 2, ..., blank
     labels[1::2] = phones

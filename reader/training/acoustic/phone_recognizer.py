@@ -56,6 +56,7 @@ from reader.model_inputs import ARPABET, SYMBOLS
 from reader.paths import models_dir
 from runtime.features import FeatureSettings
 from runtime.manifest import file_entry
+from runtime.phone_check import ctc_frames_needed
 
 from .aligner_finetune import Clip, ClipCache, FinetuneConfig, augment, load_clips, mismatch_pairs
 from .data import length_bucketed_batches
@@ -224,7 +225,7 @@ def ctc_loss(model: PhoneRecognizer, batch: dict[str, torch.Tensor]) -> torch.Te
 def trainable(clip: Clip) -> bool:
     """CTC needs a frame per phone and one between repeats (at the recogniser's half rate)."""
     phones = phone_targets(clip.tokens["symbol_ids"])
-    return phones.size > 0 and phones.size + int(np.sum(phones[1:] == phones[:-1])) <= (clip.n_frames + 1) // 2
+    return phones.size > 0 and ctc_frames_needed(phones) <= (clip.n_frames + 1) // 2
 
 
 def batches_of(clips: list[Clip], config: RecognizerConfig, rng: np.random.Generator) -> list[list[Clip]]:
@@ -464,8 +465,7 @@ def development_scores(scorer: Scorer, pairs: list[tuple[Clip, Clip]]) -> dict[s
 def fits(tokens: dict[str, np.ndarray], n_frames: int) -> bool:
     """Whether a recording of n_frames can hold the transcript at all (the aligner's token per frame, CTC's
     phone per recogniser frame and blank between repeats): otherwise every score is infinite."""
-    phones = phone_targets(tokens["symbol_ids"])
-    return len(tokens["symbol_ids"]) <= n_frames and phones.size + int(np.sum(phones[1:] == phones[:-1])) <= (n_frames + 1) // 2
+    return len(tokens["symbol_ids"]) <= n_frames and ctc_frames_needed(phone_targets(tokens["symbol_ids"])) <= (n_frames + 1) // 2
 
 
 def nonspeech_scores(scorer: Scorer, transcripts: list[dict[str, np.ndarray]], settings: FeatureSettings) -> tuple[dict[str, np.ndarray], list[str]]:
