@@ -13,7 +13,8 @@ For the test clips of each voice (splits.json "test": LJ long-form and kathleen)
   straight to the vocoder), to show what the post-net adds;
 - piper: Piper en_US-joe-medium (`bench` extra) reading the same transcripts: one male voice, set
   beside both of ours as the tool a user would otherwise pick.
-Measures (benchmarks/speech_quality.py): NISQA-TTS predicted naturalness MOS, DNSMOS P.835 OVRL (raw),
+Measures (benchmarks/speech_quality.py): NISQA-TTS predicted naturalness MOS, DNSMOS P.835 OVRL (raw;
+the goal's) with its SIG (signal distortion) and BAK (background noise) parts,
 Whisper tiny.en WER, speaking rate (syllables per second of speech), and for the engine and Piper the
 real-time factor (synthesis wall time / audio time, models loaded, one sentence at a time, on the
 threads onnxruntime picks). NISQA's weights are non-commercial: it is read from ../shared/models/nisqa
@@ -78,6 +79,8 @@ class Scores:
     transcript: str
     nisqa: float
     dnsmos_ovrl: float
+    dnsmos_sig: float  # signal distortion, of which OVRL is mostly made here (BAK: background noise)
+    dnsmos_bak: float
     syllables_per_second: float
     synthesis_seconds: float | None
 
@@ -169,16 +172,17 @@ def score_system(name: str, renderings: list[Rendering], work: Path, dnsmos: Dns
     for r in renderings:
         write_wav(folder / f"{r.clip_id}.wav", r.audio, r.sample_rate)
     nisqa = nisqa_scores(folder)
-    return [
-        Scores(
+    scores = []
+    for r in renderings:
+        sig, bak, ovrl = dnsmos.scores(r.audio, r.sample_rate)
+        scores.append(Scores(
             name, r.corpus, r.clip_id, round(r.audio.size / r.sample_rate, 3), transcribe(r.audio, r.sample_rate), nisqa[f"{r.clip_id}.wav"],
-            dnsmos.scores(r.audio, r.sample_rate)[2], syllables[r.clip_id] / max(speech_seconds(r.audio, r.sample_rate), 1e-3), r.synthesis_seconds,
-        )  # fmt: skip
-        for r in renderings
-    ]
+            ovrl, sig, bak, syllables[r.clip_id] / max(speech_seconds(r.audio, r.sample_rate), 1e-3), r.synthesis_seconds,
+        ))  # fmt: skip
+    return scores
 
 
-CACHE_VERSION = 2  # 2: speaking rate over sound within 30 dB of the peak (speech_quality.speech_seconds)
+CACHE_VERSION = 3  # 2: speaking rate over sound within 30 dB of the peak (speech_quality.speech_seconds); 3: DNSMOS SIG and BAK
 
 
 def cache_key(system: str, models: Path, clips: list) -> str:
@@ -208,6 +212,8 @@ def summarise(scores: list[Scores], texts: dict[str, str]) -> dict:
         "clips": len(scores),
         "nisqa": round(float(np.mean([s.nisqa for s in scores])), 3),
         "dnsmos_ovrl": round(float(np.mean([s.dnsmos_ovrl for s in scores])), 3),
+        "dnsmos_sig": round(float(np.mean([s.dnsmos_sig for s in scores])), 3),
+        "dnsmos_bak": round(float(np.mean([s.dnsmos_bak for s in scores])), 3),
         "wer": round(word_error_rate([texts[s.clip_id] for s in scores], [s.transcript for s in scores]), 4),
         "syllables_per_second": round(float(np.mean([s.syllables_per_second for s in scores])), 2),
         "real_time_factor": round(sum(s.synthesis_seconds for s in timed) / sum(s.seconds for s in timed), 4) if timed else None,
@@ -242,9 +248,9 @@ def markdown(result: dict) -> str:
         if not rows:
             continue
         lines += [f"## {VOICE_OF_CORPUS[corpus]} ({corpus}, {next(iter(rows.values()))['clips']} sentences)", "",
-                  "| system | NISQA-TTS | DNSMOS OVRL | WER | syllables/s | RTF |", "|---|---|---|---|---|---|"]  # fmt: skip
+                  "| system | NISQA-TTS | DNSMOS OVRL | DNSMOS SIG | DNSMOS BAK | WER | syllables/s | RTF |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for system, s in rows.items():
-            lines.append(f"| {system.replace('_', ' ')} | {s['nisqa']:.2f} | {s['dnsmos_ovrl']:.2f} | {s['wer']:.3f} | {s['syllables_per_second']:.2f} | {s['real_time_factor'] if s['real_time_factor'] is not None else '—'} |")
+            lines.append(f"| {system.replace('_', ' ')} | {s['nisqa']:.2f} | {s['dnsmos_ovrl']:.2f} | {s['dnsmos_sig']:.2f} | {s['dnsmos_bak']:.2f} | {s['wer']:.3f} | {s['syllables_per_second']:.2f} | {s['real_time_factor'] if s['real_time_factor'] is not None else '—'} |")
         lines.append("")
     if result["goals"]:
         lines += ["## Goals (issue 12)", ""]
@@ -252,7 +258,7 @@ def markdown(result: dict) -> str:
             lines.append(f"- {VOICE_OF_CORPUS[corpus]}: " + ", ".join(f"{name} {'met' if ok else 'not met'}" for name, ok in checks.items()))
         lines.append("")
     lines.append("NISQA-TTS: naturalness MOS predicted by NISQA (Mittag et al.; weights CC BY-NC-SA, used to measure only). "
-                 "DNSMOS OVRL is raw and uncalibrated. Piper is one male voice (en_US-joe-medium) reading the same texts.")  # fmt: skip
+                 "DNSMOS is raw and uncalibrated (SIG: signal distortion, BAK: background noise). Piper is one male voice (en_US-joe-medium) reading the same texts.")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,9 @@ original recording:
 - DNSMOS P.835 raw SIG/BAK/OVRL (shared/models/dnsmos/sig_bak_ovr.onnx on 16 kHz audio; clips shorter
   than 9.01 s are repeated to fill the window, longer ones scored in 9.01 s windows with a 1 s hop and
   averaged, as Microsoft's dnsmos_local.py does). Raw, uncalibrated: compare within this table only.
+  Also of the vocoder's magnitudes (denoised, as the runtime gives them) put back together with the
+  recording's own phase: the difference to the vocoded row is what the vocoder's phase costs, the rest
+  of the gap to the recording what its magnitudes cost.
 - Real-time factor of the vocoder on one thread: whole-utterance calls, and streaming in 10- and
   43-frame chunks (each push reruns the graph on the receptive field's context around the new frames).
 The vocoded audio is cut to the recording's length (the vocoder gives T * hop samples, up to one hop
@@ -36,7 +39,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reader.paths import data_dir, models_dir  # noqa: E402
-from runtime.features import LOG_FLOOR, FeatureSettings, log_mel_spectrogram, magnitude_spectrogram  # noqa: E402
+from runtime.features import LOG_FLOOR, FeatureSettings, log_mel_spectrogram, magnitude_spectrogram, stft  # noqa: E402
 from runtime.session import SessionOptions  # noqa: E402
 from runtime.vocoder import MANIFEST_NAME, Vocoder  # noqa: E402
 
@@ -60,6 +63,19 @@ class ClipScores:
     voicing_disagreement: float
     dnsmos_original: list[float]  # SIG, BAK, OVRL
     dnsmos_vocoded: list[float]
+    dnsmos_recording_phase: list[float]
+
+
+class RecordingPhaseVocoder(Vocoder):
+    """The vocoder's magnitudes with a recording's phase, overlap-added as the runtime does (a whole
+    utterance is one call of spectra())."""
+
+    def __init__(self, vocoder: Vocoder, recording: np.ndarray):
+        super().__init__(vocoder.session, vocoder.spec)
+        self.phase = np.angle(stft(recording, vocoder.spec.features))
+
+    def spectra(self, log_mel: np.ndarray) -> np.ndarray:
+        return np.abs(super().spectra(log_mel)) * np.exp(1j * self.phase[: log_mel.shape[0]])
 
 
 def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray) -> float:
@@ -99,6 +115,7 @@ def summarise(scores: list[ClipScores], transcripts: dict[str, str]) -> dict:
         "voicing_disagreement": mean(s.voicing_disagreement for s in scores),
         **{f"dnsmos_{name}_original": mean(s.dnsmos_original[i] for s in scores) for i, name in enumerate(("sig", "bak", "ovrl"))},
         **{f"dnsmos_{name}_vocoded": mean(s.dnsmos_vocoded[i] for s in scores) for i, name in enumerate(("sig", "bak", "ovrl"))},
+        **{f"dnsmos_{name}_recording_phase": mean(s.dnsmos_recording_phase[i] for s in scores) for i, name in enumerate(("sig", "bak", "ovrl"))},
     }
 
 
@@ -137,6 +154,9 @@ def markdown(result: dict) -> str:
         ("DNSMOS SIG (raw)", "dnsmos_sig_original", "dnsmos_sig_vocoded"),
         ("DNSMOS BAK (raw)", "dnsmos_bak_original", "dnsmos_bak_vocoded"),
         ("DNSMOS OVRL (raw)", "dnsmos_ovrl_original", "dnsmos_ovrl_vocoded"),
+        ("DNSMOS SIG, vocoded magnitudes with the recording's phase", None, "dnsmos_sig_recording_phase"),
+        ("DNSMOS BAK, vocoded magnitudes with the recording's phase", None, "dnsmos_bak_recording_phase"),
+        ("DNSMOS OVRL, vocoded magnitudes with the recording's phase", None, "dnsmos_ovrl_recording_phase"),
     ]
     groups = list(result["summary"])
     lines = [
@@ -188,10 +208,11 @@ def main(argv: list[str] | None = None) -> None:
         assert sample_rate == settings.sample_rate, f"{path}: {sample_rate} Hz"
         mel = log_mel_spectrogram(audio, settings)
         vocoded = vocoder.synthesize(mel)[: audio.size]
+        recording_phase = RecordingPhaseVocoder(vocoder, audio).synthesize(mel)[: audio.size]
         rmse, voicing = f0_errors(audio, vocoded, sample_rate)
         scores.append(ClipScores(
             corpus, clip_id, audio.size / sample_rate, transcribe(audio), transcribe(vocoded), log_spectral_distance(audio, vocoded), rmse, voicing,
-            dnsmos.scores(audio, sample_rate), dnsmos.scores(vocoded, sample_rate),
+            dnsmos.scores(audio, sample_rate), dnsmos.scores(vocoded, sample_rate), dnsmos.scores(recording_phase, sample_rate),
         ))  # fmt: skip
         mels.append(mel)
         transcripts[clip_id] = text

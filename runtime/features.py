@@ -84,8 +84,8 @@ def _hann_window(settings: FeatureSettings) -> np.ndarray:
     return np.pad(window, (left, settings.n_fft - settings.win_length - left))
 
 
-def magnitude_spectrogram(audio: np.ndarray, settings: FeatureSettings = FeatureSettings()) -> np.ndarray:
-    """(frames, n_fft // 2 + 1) STFT magnitudes of a mono float signal."""
+def stft(audio: np.ndarray, settings: FeatureSettings = FeatureSettings()) -> np.ndarray:
+    """(frames, n_fft // 2 + 1) complex STFT of a mono float signal, frame i centred on sample i * hop."""
     audio = np.asarray(audio, dtype=np.float64)
     if audio.ndim != 1:
         raise ValueError(f"expected mono audio (1-D), got shape {audio.shape}")
@@ -94,7 +94,12 @@ def magnitude_spectrogram(audio: np.ndarray, settings: FeatureSettings = Feature
     padded = np.pad(audio, pad, mode="reflect" if audio.size > pad else "constant")
     n_frames = settings.n_frames(audio.size)
     frames = np.lib.stride_tricks.sliding_window_view(padded, settings.n_fft)[:: settings.hop_length][:n_frames]
-    return np.abs(np.fft.rfft(frames * _hann_window(settings), axis=-1)).astype(np.float32)
+    return np.fft.rfft(frames * _hann_window(settings), axis=-1)
+
+
+def magnitude_spectrogram(audio: np.ndarray, settings: FeatureSettings = FeatureSettings()) -> np.ndarray:
+    """(frames, n_fft // 2 + 1) STFT magnitudes of a mono float signal."""
+    return np.abs(stft(audio, settings)).astype(np.float32)
 
 
 def log_mel_from_magnitudes(magnitudes: np.ndarray, settings: FeatureSettings = FeatureSettings()) -> np.ndarray:

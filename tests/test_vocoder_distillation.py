@@ -3,6 +3,7 @@ cached safely, the complex loss judges phase, and a fine-tune starts exactly fro
 
 from __future__ import annotations
 
+import math
 import shutil
 
 import numpy as np
@@ -157,8 +158,10 @@ def test_adversarial_fine_tune_trains_the_discriminator_and_resumes_it(tmp_path,
     config.train.run_dir = str(tmp_path / "run")
     config.adversarial.weight, config.adversarial.feature_matching_weight = 0.1, 0.2
     config.adversarial.resolutions, config.adversarial.channels, config.adversarial.start_step = [[256, 64]], 4, 2
+    config.adversarial.periods = [2, 3]
     run_dir = train(config, max_steps=3)
     saved = torch.load(run_dir / CHECKPOINT_NAME, weights_only=False)["adversary"]["discriminator"]
+    assert sum(name.endswith("output.parametrizations.weight.original0") for name in saved) == 3  # a spectrogram and two period ones
     train(config)  # resumes, discriminator included, and finishes the config's 6 steps
     resumed = torch.load(run_dir / CHECKPOINT_NAME, weights_only=False)["adversary"]["discriminator"]
     assert any(not torch.equal(saved[name], resumed[name]) for name in saved)  # it kept learning
@@ -166,3 +169,21 @@ def test_adversarial_fine_tune_trains_the_discriminator_and_resumes_it(tmp_path,
     assert [r["step"] for r in records] == list(range(1, 7))
     assert all("adversarial" not in r for r in records[:2])  # the discriminator trains alone first
     assert all("adversarial" in r and "feature_matching" in r and "discriminator" in r for r in records[2:])
+
+
+def test_period_discriminator_folds_the_waveform_by_its_period():
+    from reader.training.vocoder.discriminator import PeriodDiscriminator
+
+    discriminator = PeriodDiscriminator(period=5, channels=4)
+    logits, features = discriminator(torch.randn(2, 1003))  # not a whole number of periods: padded
+    assert [f.shape[-1] for f in features] == [5] * 5  # every layer keeps the period's columns apart
+    assert features[0].shape[-2] == math.ceil(1005 / 5 / 3)
+    assert logits.shape[0] == 2
+    # Columns are judged apart: a change confined to one phase of the period reaches only its column.
+    audio = torch.randn(1, 1000)
+    shifted = audio.clone()
+    shifted[:, 2::5] += 1.0
+    _, before = discriminator(audio)
+    _, after = discriminator(shifted)
+    changed = (before[-1] - after[-1]).abs().sum(dim=(0, 1, 2))
+    assert changed[2] > 0 and torch.all(changed[[0, 1, 3, 4]] == 0)

@@ -14,7 +14,8 @@ Choices made here:
 - Validation = log-mel L1 between whole valid clips vocoded and their recordings: the figure that
   tracks copy-synthesis quality, used to pick the checkpoint to export. With teacher-forced mels in the
   data (`gta_share`), the mean of the scores from the recording's mel and from the model's mel.
-- `[adversarial]` (weight > 0): a multi-resolution spectrogram discriminator (discriminator.py) judges
+- `[adversarial]` (weight > 0): multi-resolution spectrogram discriminators, and waveform period ones
+  where `periods` is set (discriminator.py), judge
   the output beside the spectral losses; for fine-tuning a trained generator, whose spectral-loss
   buzz is what it is there to remove. Choose its checkpoint by listening measures
   (benchmarks/naturalness.py), not by the valid mel L1, which adversarial training need not lower.
@@ -40,7 +41,7 @@ from reader.paths import cache_dir
 from runtime.features import FeatureSettings
 
 from .data import Clip, DataConfig, SegmentSampler, load_clips
-from .discriminator import AdversarialConfig, MultiResolutionDiscriminator, discriminator_loss, generator_losses
+from .discriminator import AdversarialConfig, Discriminators, discriminator_loss, generator_losses
 from .losses import LossConfig, SpectralLosses
 from .teacher import labelled_clips
 from .model import ModelConfig, VocoderGenerator, check_feature_settings, count_parameters
@@ -154,7 +155,7 @@ class Adversary:
 
     def __init__(self, config: AdversarialConfig):
         self.config = config
-        self.discriminator = MultiResolutionDiscriminator(config)
+        self.discriminator = Discriminators(config)
         self.optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=config.learning_rate, betas=(0.8, 0.99))
 
     def state_dict(self) -> dict:
