@@ -39,7 +39,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reader.paths import data_dir, models_dir  # noqa: E402
-from runtime.features import LOG_FLOOR, FeatureSettings, log_mel_spectrogram, magnitude_spectrogram, stft  # noqa: E402
+from runtime.features import LOG_FLOOR, FeatureSettings, log_mel_from_magnitudes, magnitude_spectrogram, stft  # noqa: E402
 from runtime.session import SessionOptions  # noqa: E402
 from runtime.vocoder import MANIFEST_NAME, Vocoder  # noqa: E402
 
@@ -68,11 +68,14 @@ class ClipScores:
 
 class RecordingPhaseVocoder(Vocoder):
     """The vocoder's magnitudes with a recording's phase, overlap-added as the runtime does (a whole
-    utterance is one call of spectra())."""
+    utterance is one call of spectra()). Made once per run: its noise floor costs a graph call."""
 
-    def __init__(self, vocoder: Vocoder, recording: np.ndarray):
-        super().__init__(vocoder.session, vocoder.spec)
-        self.phase = np.angle(stft(recording, vocoder.spec.features))
+    phase = np.zeros((0, 0))
+
+    def synthesize_with_phase(self, log_mel: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+        """(T, n_mels) log-mel and the recording's (T, bins) complex STFT -> audio."""
+        self.phase = np.angle(spectrum)
+        return self.synthesize(log_mel)
 
     def spectra(self, log_mel: np.ndarray) -> np.ndarray:
         return np.abs(super().spectra(log_mel)) * np.exp(1j * self.phase[: log_mel.shape[0]])
@@ -191,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     shipped = args.vocoder_dir is None
     folder = models_dir() / "vocoder" if shipped else Path(args.vocoder_dir)
     vocoder = Vocoder.load(folder, SessionOptions(intra_op_threads=1, inter_op_threads=1))
+    with_recording_phase = RecordingPhaseVocoder(vocoder.session, vocoder.spec)
     manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
     transcriber = Transcriber(threads=1)
     dnsmos = Dnsmos()
@@ -206,9 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     for corpus, clip_id, text, path in clips:
         audio, sample_rate = sf.read(path, dtype="float32")
         assert sample_rate == settings.sample_rate, f"{path}: {sample_rate} Hz"
-        mel = log_mel_spectrogram(audio, settings)
+        spectrum = stft(audio, settings)  # the recording's phase too, so one STFT serves both
+        mel = log_mel_from_magnitudes(np.abs(spectrum).astype(np.float32), settings)
         vocoded = vocoder.synthesize(mel)[: audio.size]
-        recording_phase = RecordingPhaseVocoder(vocoder, audio).synthesize(mel)[: audio.size]
+        recording_phase = with_recording_phase.synthesize_with_phase(mel, spectrum)[: audio.size]
         rmse, voicing = f0_errors(audio, vocoded, sample_rate)
         scores.append(ClipScores(
             corpus, clip_id, audio.size / sample_rate, transcribe(audio), transcribe(vocoded), log_spectral_distance(audio, vocoded), rmse, voicing,
