@@ -60,6 +60,8 @@ class AtomicFile:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         folder = self.path.parent if str(self.path.parent) else Path(".")
+        # Before this writer's own part exists: whoever sees it can count on the stale ones being gone.
+        remove_stale_parts(self.path)
         try:
             fd, partial = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=folder)
         except OSError as exc:
@@ -67,7 +69,6 @@ class AtomicFile:
         self.partial = Path(partial)
         self._fd: int | None = fd
         fcntl.flock(fd, fcntl.LOCK_EX)
-        remove_stale_parts(self.path, keep=self.partial)
 
     def commit(self) -> None:
         """Give the part the user's usual permissions (mkstemp makes it private) and rename it to `path`."""
@@ -103,13 +104,11 @@ class AtomicFile:
         return False
 
 
-def remove_stale_parts(path: Path, keep: Path | None = None) -> None:
+def remove_stale_parts(path: Path) -> None:
     """Delete `path`'s parts that no live writer holds a lock on (left by a killed render)."""
     folder = path.parent if str(path.parent) else Path(".")
     for name in glob.glob(f".{glob.escape(path.name)}.*.part", root_dir=folder):
         part = folder / name
-        if part == keep:
-            continue
         try:
             fd = os.open(part, os.O_RDONLY)
         except OSError:
