@@ -55,12 +55,12 @@ from scipy.fft import dct
 from reader.frontend.analysis import Analyzer
 from reader.model_inputs import BOS_ID, BREAK_IDS, transcript_to_inputs
 from reader.paths import data_dir, models_dir
-from runtime.acoustic import AcousticModel, AcousticOutput, Speaker, TokenInputs
-from runtime.aligner import Alignment, RuntimeAligner
-from runtime.errors import RuntimeModelError
-from runtime.features import FeatureSettings, f0_on_frame_grid, log_mel_spectrogram
-from runtime.session import SessionOptions
-from runtime.vocoder import Vocoder
+from reader_runtime.acoustic import AcousticModel, AcousticOutput, Speaker, TokenInputs
+from reader_runtime.aligner import Alignment, RuntimeAligner
+from reader_runtime.errors import RuntimeModelError
+from reader_runtime.features import FeatureSettings, f0_on_frame_grid, log_mel_spectrogram
+from reader_runtime.session import SessionOptions
+from reader_runtime.vocoder import Vocoder
 
 from common import CORPORA, praat_pitch, held_out_clips, write_results
 

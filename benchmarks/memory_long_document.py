@@ -92,7 +92,7 @@ class Sampler(threading.Thread):
 
 def measure(kind: str, chars: int, audio_minutes: float | None) -> dict:
     from reader import Reader
-    from runtime.sinks import FileSink
+    from reader.io.sinks import FileSink
 
     text = document_text(chars)
     reader = Reader(threads=1)

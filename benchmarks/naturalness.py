@@ -47,8 +47,8 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reader.paths import cache_dir, data_dir, models_dir  # noqa: E402
-from runtime.vocoder import set_denoise_strength  # noqa: E402
-from runtime.features import FeatureSettings, log_mel_spectrogram  # noqa: E402
+from reader_runtime.vocoder import set_denoise_strength  # noqa: E402
+from reader_runtime.features import FeatureSettings, log_mel_spectrogram  # noqa: E402
 
 from common import CORPORA, held_out_clips, write_results  # noqa: E402
 from speech_quality import Dnsmos, Transcriber, nisqa_scores, speech_seconds, word_error_rate, write_wav  # noqa: E402
@@ -122,8 +122,8 @@ class Systems:
             yield Rendering(rendering.corpus, rendering.clip_id, rendering.text, teacher.resynthesize(rendering.audio, session), rendering.sample_rate, None)
 
     def vocoder_copy(self, clips):
-        from runtime.session import SessionOptions
-        from runtime.vocoder import Vocoder
+        from reader_runtime.session import SessionOptions
+        from reader_runtime.vocoder import Vocoder
 
         vocoder = Vocoder.load(self.models / "vocoder", SessionOptions())
         for rendering in self.recordings(clips):

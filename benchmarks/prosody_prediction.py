@@ -179,8 +179,8 @@ def set_dynamics(builder: ExampleBuilder, systems: Systems) -> dict:
 def listen(builder: ExampleBuilder, systems: Systems, examples: list, names: list[str], models: Path, work: Path) -> dict:
     """WER and NISQA-TTS of each named system's audio (the shipped vocoder), per voice."""
     from reader.transfer import token_inputs
-    from runtime.session import SessionOptions
-    from runtime.vocoder import Vocoder
+    from reader_runtime.session import SessionOptions
+    from reader_runtime.vocoder import Vocoder
     from speech_quality import Transcriber, nisqa_scores, word_error_rate, write_wav
 
     vocoder = Vocoder.load(models / "vocoder", SessionOptions(intra_op_threads=1, inter_op_threads=1))

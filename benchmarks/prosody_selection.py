@@ -382,7 +382,7 @@ def synthesise(reader, text: str) -> tuple[np.ndarray, np.ndarray, VowelF0]:
     """Audio of `text` (the engine's requests, decoded and vocoded whole), the model's F0 in semitones
     on its vowel frames (NaN elsewhere: the recording's F0 exists on voiced frames only, the model's
     everywhere), and the same per vowel token."""
-    from runtime.stream import decode
+    from reader_runtime.stream import decode
 
     mels, frame_semitones, vowel_ids, vowel_semitones = [], [], [], []
     for request in reader.requests(text):
@@ -450,7 +450,7 @@ class OracleEmbedding:
 def recording_embeddings(reader, clips: list[tuple[str, str]]) -> dict[str, np.ndarray]:
     """utterance_encoder.onnx on each test recording, read as `reader transfer` reads a source."""
     from reader.transfer import load_source
-    from runtime.features import FeatureSettings, log_mel_spectrogram
+    from reader_runtime.features import FeatureSettings, log_mel_spectrogram
 
     acoustic = reader.acoustic
     settings = FeatureSettings(sample_rate=acoustic.sample_rate, hop_length=acoustic.hop_length)
@@ -516,7 +516,7 @@ def embedding_sensitivity(models: Path, texts: list[str], n_embeddings: int = 20
     from dataclasses import replace
 
     from reader.engine import Reader
-    from runtime.stream import decode
+    from reader_runtime.stream import decode
 
     reader = Reader(voice=lj_voice(models), models=models, threads=1, prosody="syntactic")
     rows = reader.prosody.rows

@@ -61,10 +61,10 @@ from prosody_selection import measure  # benchmarks/ is on sys.path when run as 
 from reader.frontend.analysis import Analyzer
 from reader.paths import data_dir, models_dir
 from reader.transfer import DEFAULT_MODE, ProsodyTransfer, frame_f0, token_inputs, transcript_tokens
-from runtime.acoustic import AcousticModel
-from runtime.features import FeatureSettings, log_mel_spectrogram
-from runtime.session import SessionOptions
-from runtime.vocoder import Vocoder
+from reader_runtime.acoustic import AcousticModel
+from reader_runtime.features import FeatureSettings, log_mel_spectrogram
+from reader_runtime.session import SessionOptions
+from reader_runtime.vocoder import Vocoder
 from common import write_results  # benchmarks/ is on sys.path when run as a script
 from speech_quality import nisqa_scores, write_wav  # noqa: E402
 

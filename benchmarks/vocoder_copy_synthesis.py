@@ -39,9 +39,9 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reader.paths import data_dir, models_dir  # noqa: E402
-from runtime.features import LOG_FLOOR, FeatureSettings, log_mel_from_magnitudes, magnitude_spectrogram, stft  # noqa: E402
-from runtime.session import SessionOptions  # noqa: E402
-from runtime.vocoder import MANIFEST_NAME, Vocoder  # noqa: E402
+from reader_runtime.features import LOG_FLOOR, FeatureSettings, log_mel_from_magnitudes, magnitude_spectrogram, stft  # noqa: E402
+from reader_runtime.session import SessionOptions  # noqa: E402
+from reader_runtime.vocoder import MANIFEST_NAME, Vocoder  # noqa: E402
 
 from common import CORPORA, praat_pitch, held_out_clips, write_results  # noqa: E402
 from speech_quality import Dnsmos, Transcriber, normalise_words, word_error_rate  # noqa: E402

@@ -107,7 +107,7 @@ def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
 def _prosody_selector(method: str, voice: str | None):
     """The selector `reader play --prosody METHOD` would use, without loading the vocoder (for
     `reader analyze --prosody`)."""
-    from runtime.acoustic import AcousticModel
+    from reader_runtime.acoustic import AcousticModel
 
     from .engine import DEFAULT_VOICE
     from .paths import models_dir
@@ -118,7 +118,7 @@ def _prosody_selector(method: str, voice: str | None):
 
 
 def _open_sink(output: str | None, sample_rate: int):
-    from runtime.sinks import FileSink, RawPCMSink, SoundDeviceSink
+    from reader.io.sinks import FileSink, RawPCMSink, SoundDeviceSink
 
     if output is None:
         return SoundDeviceSink(sample_rate)
@@ -129,7 +129,7 @@ def _open_sink(output: str | None, sample_rate: int):
 
 def _check_output(output: str | None) -> None:
     """Output errors that need no model (a missing folder, no sound card), reported before the models load."""
-    from runtime.sinks import check_file_target, check_sound_device
+    from reader.io.sinks import check_file_target, check_sound_device
 
     if output is None:
         check_sound_device()
@@ -214,7 +214,7 @@ def cmd_transfer(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_voices(args: argparse.Namespace, out: TextIO) -> int:
-    from runtime.acoustic import AcousticModel
+    from reader_runtime.acoustic import AcousticModel
 
     from .engine import DEFAULT_VOICE
     from .paths import models_dir

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, AsyncIterable, AsyncIterator, Iterable, Iterat
 
 import numpy as np
 
-from runtime.stream import AudioChunk, SentenceTiming, SynthesisRequest, WordTiming
+from reader_runtime.stream import AudioChunk, SentenceTiming, SynthesisRequest, WordTiming
 
 from .frontend.analysis import Analyzer, SentenceAnalysis
 from .frontend.document import Document
@@ -114,10 +114,10 @@ class Reader:
         Raises ReaderError for a bad setting and ModelError for a missing or corrupt model: every model
         a reading uses is checked against its manifest here (reader.models).
         """
-        from runtime.acoustic import AcousticModel
-        from runtime.errors import RuntimeModelError, UnknownVoiceError
-        from runtime.session import SessionOptions
-        from runtime.vocoder import Vocoder
+        from reader_runtime.acoustic import AcousticModel
+        from reader_runtime.errors import RuntimeModelError, UnknownVoiceError
+        from reader_runtime.session import SessionOptions
+        from reader_runtime.vocoder import Vocoder
 
         if not 0.25 <= speed <= 4.0:
             raise ReaderError(f"speed {speed} is out of range: use a value between 0.25 and 4")
@@ -159,7 +159,7 @@ class Reader:
         """The synthesis request for one analysed sentence (`selection`: its reader.prosody_selection
         choice, made here without long-form memory if not given; `context`: where it stands in its
         paragraph, for a predicted-prosody variant that reads it, a lone sentence if not given)."""
-        from runtime.acoustic import TokenInputs
+        from reader_runtime.acoustic import TokenInputs
 
         inputs = sentence_to_inputs(sentence)
         boundary = inputs.boundary_mask
@@ -248,7 +248,7 @@ class Reader:
         the engine's one way to audio, which stream() and every method below use. A request comes from
         request(), or carries prosody from elsewhere (a prosody transfer plan's request(): codes and an
         F0 contour). Closing it returns once the sentence in progress is finished, as for stream()."""
-        from runtime.stream import StreamingSynthesizer
+        from reader_runtime.stream import StreamingSynthesizer
 
         synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds)
         try:
@@ -294,7 +294,7 @@ class Reader:
         or interruption leaves no file under the final name. Memory stays flat however long the text.
         Raises ReaderError for an unwritable path, a full disk or a text with nothing speakable.
         """
-        from runtime.sinks import AudioSinkError, FileSink
+        from reader.io.sinks import AudioSinkError, FileSink
 
         async def pump(sink: FileSink) -> int:
             samples = 0

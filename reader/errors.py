@@ -36,8 +36,7 @@ class ModelError(ReaderError):
 
 def as_reader_error(exc: BaseException) -> ReaderError | None:
     """The ReaderError for `exc` (itself if it is one), or None for an error that is not the user's to fix."""
-    from runtime.errors import AudioSinkError, RuntimeModelError, UnknownVoiceError
-    from runtime.errors import DiskFullError as RuntimeDiskFullError
+    from reader_runtime.errors import RuntimeModelError, UnknownVoiceError
 
     if isinstance(exc, ReaderError):
         return exc
@@ -46,8 +45,4 @@ def as_reader_error(exc: BaseException) -> ReaderError | None:
         return ModelError(message)
     if isinstance(exc, UnknownVoiceError):
         return ReaderError(message)
-    if isinstance(exc, RuntimeDiskFullError):
-        return DiskFullError(message)
-    if isinstance(exc, AudioSinkError):
-        return OutputError(message)
     return None

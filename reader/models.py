@@ -34,8 +34,8 @@ def analysis_models(folder: Path) -> list[ModelKind]:
 
 def reading_models(folder: Path) -> list[ModelKind]:
     """The models every reading uses: the acoustic model and vocoder, and the front end's."""
-    from runtime.acoustic import ACOUSTIC_FORMAT_VERSION
-    from runtime.vocoder import FORMAT_VERSION as VOCODER_FORMAT_VERSION
+    from reader_runtime.acoustic import ACOUSTIC_FORMAT_VERSION
+    from reader_runtime.vocoder import FORMAT_VERSION as VOCODER_FORMAT_VERSION
 
     return [
         ModelKind("acoustic", folder / "acoustic", ACOUSTIC_FORMAT_VERSION),
@@ -46,8 +46,8 @@ def reading_models(folder: Path) -> list[ModelKind]:
 
 def check_models(kinds: list[ModelKind]) -> None:
     """Check each kind's manifest and files; the first problem raises ModelError (one line)."""
-    from runtime.errors import RuntimeModelError
-    from runtime.manifest import read_manifest
+    from reader_runtime.errors import RuntimeModelError
+    from reader_runtime.manifest import read_manifest
 
     for kind in kinds:
         try:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# The models ship as package data of the top-level `exported_models` package (the repository's
-# exported_models/ folder), so a wheel carries them and a source checkout uses the folder itself.
-MODELS_PACKAGE = "exported_models"
+# The models ship as package data of the `reader_models` package (the repository's exported_models/
+# folder, pyproject.toml), so a wheel carries them and a source checkout uses the folder itself.
+MODELS_PACKAGE = "reader_models"
 
 
 def models_dir() -> Path:

@@ -236,9 +236,9 @@ class CodePredictor:
     @classmethod
     def load(cls, folder: Path, text_to_mel_sha256: str, threads: int = 1) -> CodePredictor:
         """Raises ModelError if the predictor is missing, corrupt, or trained for another acoustic model."""
-        from runtime.errors import RuntimeModelError
-        from runtime.manifest import read_manifest
-        from runtime.session import SessionOptions, load_session
+        from reader_runtime.errors import RuntimeModelError
+        from reader_runtime.manifest import read_manifest
+        from reader_runtime.session import SessionOptions, load_session
 
         try:
             manifest = read_manifest(folder, "code predictor", CODE_PREDICTOR_FORMAT_VERSION)

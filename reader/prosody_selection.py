@@ -145,7 +145,7 @@ class SentenceEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        from runtime.manifest import read_manifest
+        from reader_runtime.manifest import read_manifest
 
         manifest = read_manifest(folder, "BERT", BERT_FORMAT_VERSION)  # RuntimeModelError if unusable
         graph, tokenizer_file = manifest.file("graph"), manifest.file("tokenizer")
@@ -236,8 +236,8 @@ class ProsodyBank:
     ) -> ProsodyBank:
         """Read and check a bank folder; any problem raises BankError with a one-line reason.
         session_normalised: take each recording session's offset out of the embeddings (module docstring)."""
-        from runtime.errors import RuntimeModelError
-        from runtime.manifest import read_manifest
+        from reader_runtime.errors import RuntimeModelError
+        from reader_runtime.manifest import read_manifest
 
         try:
             checked = read_manifest(folder, "prosody bank", BANK_FORMAT_VERSION)

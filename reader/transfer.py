@@ -27,8 +27,8 @@ from .errors import ModelError, ReaderError
 from .model_inputs import BREAK_IDS, ModelInputs, transcript_to_inputs
 
 if TYPE_CHECKING:  # runtime.* loads onnxruntime: imported where used, so `reader --help` stays quick
-    from runtime.acoustic import AcousticOutput, Speaker, TokenInputs
-    from runtime.stream import SynthesisRequest
+    from reader_runtime.acoustic import AcousticOutput, Speaker, TokenInputs
+    from reader_runtime.stream import SynthesisRequest
 
 # Longer sources are refused: one alignment over the whole clip is quadratic in memory (frames x
 # tokens) and a reading of that length has sentence breaks at which to split it.
@@ -164,7 +164,7 @@ def transcript_tokens(text: str, analyzer) -> ModelInputs:
 
 
 def token_inputs(inputs: ModelInputs) -> TokenInputs:
-    from runtime.acoustic import TokenInputs
+    from reader_runtime.acoustic import TokenInputs
 
     return TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
 
@@ -225,7 +225,7 @@ def without_octave_jumps(f0_hz: np.ndarray) -> np.ndarray:
 def frame_f0(samples: np.ndarray, sample_rate: int, hop_length: int, n_frames: int) -> np.ndarray:
     """(n_frames,) F0 in Hz on the model's frame grid (runtime.features), 0 where unvoiced: Praat in
     two passes, the second within the speaker's own range, then octave jumps corrected."""
-    from runtime.features import FeatureSettings, f0_on_frame_grid
+    from reader_runtime.features import FeatureSettings, f0_on_frame_grid
 
     settings = FeatureSettings(sample_rate=sample_rate, hop_length=hop_length)
     times, f0 = praat_f0(samples, sample_rate, settings.frame_rate, F0_WIDE_FLOOR_HZ, F0_WIDE_CEILING_HZ)
@@ -243,7 +243,7 @@ def source_token_log_f0(recording: SourceRecording, durations: np.ndarray, hop_l
 def token_mean_log_f0(f0: np.ndarray, durations: np.ndarray) -> np.ndarray:
     """(tokens,) mean log F0 over each token's frames of a (frames,) Hz track (0 = unvoiced, which is
     interpolated); all NaN when no frame is voiced."""
-    from runtime.features import continuous_log_f0
+    from reader_runtime.features import continuous_log_f0
 
     if not np.any(f0 > 0):
         return np.full(durations.size, np.nan, np.float32)
@@ -344,7 +344,7 @@ class TransferPlan:
 
     def request(self) -> SynthesisRequest:
         """The runtime.stream request (one utterance: it is aligned and decoded as one)."""
-        from runtime.stream import SynthesisRequest
+        from reader_runtime.stream import SynthesisRequest
 
         inputs = self.inputs
         levels = np.where(inputs.boundary_mask, inputs.break_ids - 1, -1)  # break level at boundary tokens
@@ -359,9 +359,9 @@ class ProsodyTransfer:
     end's analyzer (Reader.prosody_transfer())."""
 
     def __init__(self, acoustic, analyzer) -> None:
-        from runtime.aligner import RuntimeAligner
-        from runtime.errors import RuntimeModelError
-        from runtime.phone_check import RuntimePhoneCheck
+        from reader_runtime.aligner import RuntimeAligner
+        from reader_runtime.errors import RuntimeModelError
+        from reader_runtime.phone_check import RuntimePhoneCheck
 
         self.acoustic = acoustic
         self.analyzer = analyzer
@@ -399,7 +399,7 @@ class ProsodyTransfer:
     def read_source(self, source: str | Path, text: str) -> tuple[SourceRecording, ModelInputs, TranscriptFit]:
         """The source recording, cut to its speech where the recogniser heard phones, its transcript's
         tokens, and the transcript check's verdict (on the whole recording, as it was calibrated)."""
-        from runtime.features import FeatureSettings, log_mel_spectrogram
+        from reader_runtime.features import FeatureSettings, log_mel_spectrogram
 
         recording = load_source(source, self.acoustic.sample_rate)
         inputs = transcript_tokens(text, self.analyzer)
@@ -410,7 +410,7 @@ class ProsodyTransfer:
         return recording, inputs, fit
 
     def speaker(self, name: str) -> Speaker:
-        from runtime.errors import UnknownVoiceError
+        from reader_runtime.errors import UnknownVoiceError
 
         try:
             return self.acoustic.speaker(name)
@@ -466,7 +466,7 @@ class ProsodyTransfer:
     def analyse_source(self, source: str | Path, text: str, source_voice: str | None = None, force: bool = False) -> SourceProsody:
         """Load, align and encode the source recording (every check that can fail happens here, before
         any audio is written)."""
-        from runtime.features import FeatureSettings, log_mel_spectrogram
+        from reader_runtime.features import FeatureSettings, log_mel_spectrogram
 
         recording, inputs, fit = self.read_source(source, text)
         settings = FeatureSettings(sample_rate=self.acoustic.sample_rate, hop_length=self.acoustic.hop_length)
@@ -535,6 +535,6 @@ class ProsodyTransfer:
 
     def decode(self, plan: TransferPlan) -> AcousticOutput:
         """The acoustic model's output for the plan (no vocoder): its request decoded as any other."""
-        from runtime.stream import decode
+        from reader_runtime.stream import decode
 
         return decode(self.acoustic, plan.request())

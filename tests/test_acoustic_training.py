@@ -156,7 +156,7 @@ def real_clip():
     """A real utterance (a valid-split clip, never trained on by the tiny config): its text and (1, T, 80) mel."""
     import soundfile as sf
 
-    from runtime.features import log_mel_spectrogram
+    from reader_runtime.features import log_mel_spectrogram
 
     audio, _ = sf.read(str(data_dir() / "kathleen_arctic" / "wavs" / "arctic_b0470.flac"), dtype="float32")
     return "The very thing, Ernest agreed.", log_mel_spectrogram(audio)[None]
@@ -166,7 +166,7 @@ def real_clip():
 def test_onnx_export_matches_torch_on_a_real_clip(tiny_export, real_clip, analyzer):
     from reader.model_inputs import transcript_to_inputs
     from reader.training.acoustic.export import COPYCAT_INPUTS, TEXT_TO_MEL_INPUTS
-    from runtime.session import load_session
+    from reader_runtime.session import load_session
 
     model, paths, manifest = tiny_export
     assert manifest["sample_rate"] == 22050 and manifest["opset"] >= 17
@@ -218,8 +218,8 @@ def test_onnx_export_matches_torch_on_a_real_clip(tiny_export, real_clip, analyz
 def test_aligner_onnx_matches_torch_and_runtime_alignment(tiny_export, real_clip, analyzer):
     from reader.model_inputs import transcript_to_inputs
     from reader.training.acoustic.export import ALIGNER_INPUTS, AlignerGraph
-    from runtime.acoustic import AcousticModel, TokenInputs
-    from runtime.aligner import RuntimeAligner
+    from reader_runtime.acoustic import AcousticModel, TokenInputs
+    from reader_runtime.aligner import RuntimeAligner
 
     model, paths, manifest = tiny_export
     assert manifest["files"]["aligner"]["sha256"] and manifest["aligner"]["calibration"]["clips"] == 6
@@ -257,7 +257,7 @@ def test_the_shipped_model_is_rebuilt_exactly_from_its_graphs(shipped_model, ana
     transfer with codes and overrides), and the two encoders on the mel it synthesised."""
     from reader.training.acoustic.export import COPYCAT_INPUTS, TEXT_TO_MEL_INPUTS
     from reader.transfer import token_inputs, transcript_tokens
-    from runtime.session import SessionOptions, load_session
+    from reader_runtime.session import SessionOptions, load_session
 
     model, manifest = shipped_model
     tokens = token_inputs(transcript_tokens("The very thing, Ernest agreed.", analyzer)).feeds()
@@ -322,7 +322,7 @@ def test_graphs_that_do_not_fit_the_architecture_are_refused(tmp_path):
     import onnx
 
     from reader.training.acoustic.export import load_exported_model
-    from runtime.manifest import record_files
+    from reader_runtime.manifest import record_files
 
     lacking = shutil.copytree(SHIPPED_ACOUSTIC, tmp_path / "lacking")
     # The decoder's last norm bias under another name, as where the exporter shares an identical initializer

@@ -12,11 +12,11 @@ import soundfile as sf
 
 from reader.model_inputs import SYMBOL_TO_ID, transcript_to_inputs
 from reader.paths import data_dir, models_dir
-from runtime.acoustic import AcousticModel, TokenInputs
-from runtime.aligner import RuntimeAligner, alignment_of
-from runtime.errors import RuntimeModelError
-from runtime.features import f0_on_frame_grid, log_mel_spectrogram
-from runtime.session import SessionOptions
+from reader_runtime.acoustic import AcousticModel, TokenInputs
+from reader_runtime.aligner import RuntimeAligner, alignment_of
+from reader_runtime.errors import RuntimeModelError
+from reader_runtime.features import f0_on_frame_grid, log_mel_spectrogram
+from reader_runtime.session import SessionOptions
 
 needs_data = pytest.mark.skipif(not (data_dir() / "splits.json").is_file(), reason="speech data (../shared/data) not present")
 # Held-out test clips of both speakers: the mismatch threshold was calibrated on the valid clips.

@@ -297,8 +297,8 @@ def test_manifests_of_every_model_kind_list_their_files_with_bytes_and_sha256():
     from reader.models import reading_models
     from reader.paths import models_dir
     from reader.prosody_selection import BANK_FORMAT_VERSION, BERT_FORMAT_VERSION
-    from runtime.acoustic import ACOUSTIC_FORMAT_VERSION
-    from runtime.manifest import read_manifest
+    from reader_runtime.acoustic import ACOUSTIC_FORMAT_VERSION
+    from reader_runtime.manifest import read_manifest
 
     kinds = [(kind.name, kind.location, kind.format_version) for kind in reading_models(models_dir())]
     kinds += [("BERT", models_dir() / "bert", BERT_FORMAT_VERSION), ("prosody bank", models_dir() / "prosody_bank", BANK_FORMAT_VERSION)]

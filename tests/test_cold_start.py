@@ -15,7 +15,7 @@ from reader.engine import Reader
 from reader.errors import ModelError
 from reader.frontend.normalize import normalize_sentence
 from reader.frontend.syntax import BackgroundParser, PunctuationParser, SpacyParser, make_parser, syntactic_distances
-from runtime.stream import FIRST_CHUNK_AUDIO_FRAMES
+from reader_runtime.stream import FIRST_CHUNK_AUDIO_FRAMES
 
 TEXT = "Yes, a man can read it; but not today. The committee met on Tuesday to review the budget, and it agreed."
 

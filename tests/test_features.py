@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from reader.paths import data_dir
-from runtime.features import (
+from reader_runtime.features import (
     LOG_FLOOR,
     FeatureSettings,
     continuous_log_f0,

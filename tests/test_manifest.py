@@ -1,4 +1,4 @@
-"""runtime.manifest: the one check of every model kind's manifest, and the tool that records files in it."""
+"""reader_runtime.manifest: the one check of every model kind's manifest, and the tool that records files in it."""
 
 import hashlib
 import json
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import RuntimeModelError
-from runtime.manifest import read_manifest, record_files
+from reader_runtime.errors import RuntimeModelError
+from reader_runtime.manifest import read_manifest, record_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,9 +58,9 @@ def test_a_vocoder_manifest_names_its_graph_with_graph_sha256(tmp_path):
 
 def test_command_line_records_a_new_models_files(tmp_path):
     (tmp_path / "g2p.onnx").write_bytes(b"model")
-    done = subprocess.run([sys.executable, "-m", "runtime.manifest", str(tmp_path), "graph=g2p.onnx"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "reader_runtime.manifest", str(tmp_path), "graph=g2p.onnx"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "no manifest at" in done.stderr  # without a format version it cannot make one
     (tmp_path / "manifest.json").write_text('{"format_version": 1}')
-    done = subprocess.run([sys.executable, "-m", "runtime.manifest", str(tmp_path), "graph=g2p.onnx"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "reader_runtime.manifest", str(tmp_path), "graph=g2p.onnx"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert read_manifest(tmp_path, "G2P", 1).files["graph"].bytes == 5

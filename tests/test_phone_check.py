@@ -15,13 +15,13 @@ from reader.errors import ModelError
 from reader.model_inputs import transcript_to_inputs
 from reader.paths import data_dir, models_dir
 from reader.transfer import ProsodyTransfer
-from runtime.acoustic import AcousticModel, TokenInputs
-from runtime.aligner import RuntimeAligner
-from runtime.errors import RuntimeModelError
-from runtime.features import log_mel_spectrogram
-from runtime.manifest import record_files
-from runtime.phone_check import RuntimePhoneCheck, ctc_negative_log_likelihood, edit_distance, greedy_phones, heard_frames, score_kinds
-from runtime.session import SessionOptions
+from reader_runtime.acoustic import AcousticModel, TokenInputs
+from reader_runtime.aligner import RuntimeAligner
+from reader_runtime.errors import RuntimeModelError
+from reader_runtime.features import log_mel_spectrogram
+from reader_runtime.manifest import record_files
+from reader_runtime.phone_check import RuntimePhoneCheck, ctc_negative_log_likelihood, edit_distance, greedy_phones, heard_frames, score_kinds
+from reader_runtime.session import SessionOptions
 
 needs_data = pytest.mark.skipif(not (data_dir() / "splits.json").is_file(), reason="speech data (../shared/data) not present")
 ONE_THREAD = SessionOptions(intra_op_threads=1, inter_op_threads=1)

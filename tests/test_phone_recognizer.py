@@ -25,9 +25,9 @@ from reader.training.acoustic.phone_recognizer import (  # noqa: E402
     phone_targets,
     separation,
 )
-from runtime.features import FeatureSettings  # noqa: E402
-from runtime.phone_check import edit_distance, greedy_phones, score_kinds  # noqa: E402
-from runtime.session import SessionOptions, load_session  # noqa: E402
+from reader_runtime.features import FeatureSettings  # noqa: E402
+from reader_runtime.phone_check import edit_distance, greedy_phones, score_kinds  # noqa: E402
+from reader_runtime.session import SessionOptions, load_session  # noqa: E402
 
 TINY = RecognizerConfig(channels=32, conv_layers=1, kernel_size=3, gru_hidden=24, gru_layers=1, dropout=0.0)
 

@@ -15,9 +15,9 @@ from reader.transfer import token_inputs, transcript_tokens
 from reader.training.acoustic import postnet as postnet_training
 from reader.training.acoustic.postnet import Config, Postnet, load_postnet, spectral_contrast
 from reader.training.vocoder.data import Clip
-from runtime.acoustic import AcousticModel
-from runtime.errors import RuntimeModelError
-from runtime.session import SessionOptions
+from reader_runtime.acoustic import AcousticModel
+from reader_runtime.errors import RuntimeModelError
+from reader_runtime.session import SessionOptions
 
 ONE_THREAD = SessionOptions(intra_op_threads=1, inter_op_threads=1)
 

@@ -256,7 +256,7 @@ def test_predicted_prosody_reads_with_the_shipped_predictor_and_moves_the_melody
     assert request.prosody_codes.shape == (len(request.tokens), predicted.acoustic.prosody_code_dim)
     audio = predicted.synthesize(TEXT)
     assert audio.seconds > 3 and np.isfinite(audio.samples).all()
-    from runtime.stream import decode
+    from reader_runtime.stream import decode
 
     (plain_request,) = list(plain.requests(TEXT))
     ours, theirs = decode(predicted.acoustic, request), decode(plain.acoustic, plain_request)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from runtime.stream import phrase_cuts, word_timings
+from reader_runtime.stream import phrase_cuts, word_timings
 
 
 def test_phrase_cuts_fall_in_the_middle_of_phrase_break_pauses():

@@ -34,7 +34,7 @@ from reader.transfer import (
     without_squeezed_phonemes,
     without_octave_jumps,
 )
-from runtime.features import FeatureSettings, f0_on_frame_grid
+from reader_runtime.features import FeatureSettings, f0_on_frame_grid
 
 # Held-out test clips (never trained on): an LJ sentence and a kathleen sentence with a comma.
 LJ_CLIP = ("ljspeech_longform", "LJ002-0155", "LJ", "for which the costs were six shillings ten pence.")
@@ -159,7 +159,7 @@ def test_a_transcript_that_does_not_match_is_refused_unless_forced(transfer):
 
 
 def test_durations_are_those_the_decoder_reconstructs_the_recording_best_with(transfer):
-    from runtime.features import log_mel_spectrogram
+    from reader_runtime.features import log_mel_spectrogram
 
     assert transfer.joint_aligner is not None  # the shipped model has both aligners
     recording, inputs, _ = transfer.read_source(clip_path(KATHLEEN_CLIP), KATHLEEN_CLIP[3])

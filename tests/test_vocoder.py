@@ -16,10 +16,10 @@ from reader.training.vocoder.export import GRAPH_NAME, export, max_difference_to
 from reader.training.vocoder.export import main as export_main
 from reader.training.vocoder.model import VocoderGenerator
 from reader.training.vocoder.train import CHECKPOINT_NAME, LOG_NAME, load_config, save_checkpoint, train
-from runtime.errors import RuntimeModelError
-from runtime.features import LOG_FLOOR, FeatureSettings, log_mel_spectrogram
-from runtime.session import SessionOptions
-from runtime.vocoder import MANIFEST_NAME, Vocoder, set_denoise_strength
+from reader_runtime.errors import RuntimeModelError
+from reader_runtime.features import LOG_FLOOR, FeatureSettings, log_mel_spectrogram
+from reader_runtime.session import SessionOptions
+from reader_runtime.vocoder import MANIFEST_NAME, Vocoder, set_denoise_strength
 
 TINY_CONFIG = PROJECT_ROOT / "configs" / "vocoder_tiny.toml"
 ONE_THREAD = SessionOptions(intra_op_threads=1, inter_op_threads=1)

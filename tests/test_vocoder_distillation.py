@@ -18,7 +18,7 @@ from reader.training.vocoder.export import export
 from reader.training.vocoder.losses import LossConfig, SpectralLosses
 from reader.training.vocoder.model import VocoderGenerator
 from reader.training.vocoder.train import CHECKPOINT_NAME, load_config, load_initial_weights, save_checkpoint, weights_from_onnx
-from runtime.features import FeatureSettings, log_mel_spectrogram
+from reader_runtime.features import FeatureSettings, log_mel_spectrogram
 
 TINY_CONFIG = PROJECT_ROOT / "configs" / "vocoder_tiny.toml"
 needs_data = pytest.mark.skipif(not (data_dir() / "splits.json").is_file(), reason="speech data (../shared/data) not present")

@@ -15,7 +15,7 @@ options never reuse stale work. Each segment starts a fresh vocoder stream at a 
 memory is rebuilt on resume by selecting the finished segments' sentences again (selection is
 deterministic), so an interrupted and resumed render is identical to an uninterrupted one. ONNX
 sessions run single-threaded: parallelism comes from chapters (`--jobs`), without oversubscription.
-Every file is written under a temporary name and renamed when complete (runtime.sinks.AtomicFile).
+Every file is written under a temporary name and renamed when complete (reader.io.files.AtomicFile).
 A folder holding files that no render of this book made is refused unless `overwrite` is given.
 """
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.sinks import AtomicFile
+from ..io.files import AtomicFile
 
 from .audio_files import FORMATS, AudioFormat, ffmpeg_path, write_audio, write_bytes_atomic
 from .books import Book, BookChapter

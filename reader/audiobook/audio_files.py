@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.sinks import AtomicFile
+from ..io.files import AtomicFile
 
 from ..errors import ReaderError
 

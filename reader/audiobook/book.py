@@ -10,10 +10,8 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from runtime.errors import AudioSinkError
-from runtime.manifest import sha256_file
-
-from ..errors import DiskFullError, ReaderError, as_reader_error
+from ..errors import DiskFullError, ReaderError
+from ..io.files import sha256_file
 from ..paths import models_dir
 from .assemble import assemble
 from .audio_files import AudioFormat, check_format
@@ -99,11 +97,8 @@ def render_book(
         check_folder_is_ours(outdir, book, fmt)
     try:
         return _render(book, source, outdir, options, fmt, jobs, ray_address)
-    except AudioSinkError as exc:
-        error = as_reader_error(exc)
-        if isinstance(error, DiskFullError):
-            error = DiskFullError(f"{error}; finished chapters are kept: free some space and run the same command again")
-        raise error from None
+    except DiskFullError as exc:
+        raise DiskFullError(f"{exc}; finished chapters are kept: free some space and run the same command again") from None
 
 
 def _render(book: Book, source: str, outdir: Path, options: RenderOptions, fmt: AudioFormat, jobs: int, ray_address: str | None) -> dict:

@@ -7,8 +7,7 @@ from dataclasses import asdict
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from runtime.manifest import sha256_file
-from runtime.sinks import write_failure
+from ..io.files import sha256_file, write_failure
 
 from .audio_files import write_audio, write_bytes_atomic
 from .jobs import ChapterJob, ChapterResult, Progress, Segment, TimedSentence, TimedWord
@@ -21,7 +20,7 @@ def _segment(audio: Audio, batch: list[PlannedSentence]) -> Segment:
     """A rendered run of sentences (Reader.render_sentences) as a segment: 16-bit samples, timings
     rounded to 0.1 ms, each word with its spoken form, each sentence with the bank utterance whose
     prosody it took."""
-    from runtime.sinks import to_pcm16
+    from ..io.sinks import to_pcm16
 
     words: dict[int, list] = {}
     for word in audio.words:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.sinks import AtomicFile
+from ..io.files import AtomicFile
 
 from .audio_files import AudioFormat
 

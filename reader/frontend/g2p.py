@@ -17,8 +17,8 @@ import numpy as np
 
 from reader.errors import ModelError
 from reader.paths import models_dir
-from runtime.errors import RuntimeModelError
-from runtime.session import SessionOptions, load_session
+from reader_runtime.errors import RuntimeModelError
+from reader_runtime.session import SessionOptions, load_session
 
 FORMAT_VERSION = 1
 BATCH_WORDS = 256

@@ -47,8 +47,8 @@ from reader.prosody_selection import (
     recording_session,
     sha256_of,
 )
-from runtime.acoustic import AcousticModel
-from runtime.manifest import file_entry
+from reader_runtime.acoustic import AcousticModel
+from reader_runtime.manifest import file_entry
 
 from .acoustic.data import DataConfig, FeatureCache, read_manifest
 

@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from ..frontend.analysis import Analyzer
-from runtime.manifest import record_files
+from reader_runtime.manifest import record_files
 
 from ..frontend.prosody import BREAK_MODEL_FORMAT, BREAK_MODEL_PATH, BreakModel, LogisticHead
 from .break_data import DEFAULT_LABELS, MAJOR_PAUSE_MS, MINOR_PAUSE_MS, GapSet, load_gaps, scores, zero_break_model

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from reader.paths import cache_dir
-from runtime.manifest import record_files
-from runtime.session import SessionOptions
+from reader_runtime.manifest import record_files
+from reader_runtime.session import SessionOptions
 
 FORMAT_VERSION = 1
 INPUT_SYMBOLS = list("abcdefghijklmnopqrstuvwxyz'-.")  # id 0 is padding, symbols start at 1

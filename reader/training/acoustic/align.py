@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from runtime.aligner import monotonic_alignment_search  # noqa: F401  (training's durations; re-exported for model.py)
+from reader_runtime.aligner import monotonic_alignment_search  # noqa: F401  (training's durations; re-exported for model.py)
 
 MASKED_LOG_PROB = -1e4  # finite stand-in for log 0: -inf turns into NaN in the CTC and softmax gradients
 

@@ -43,8 +43,8 @@ from torch import nn
 
 from reader.model_inputs import SYMBOLS
 from reader.paths import cache_dir, models_dir
-from runtime.features import FeatureSettings
-from runtime.manifest import file_entry
+from reader_runtime.features import FeatureSettings
+from reader_runtime.manifest import file_entry
 
 from ..onnx_weights import weights_from_graph
 from .align import forward_sum_loss
@@ -148,7 +148,7 @@ def single_log_probs(model: AlignerModel, token_arrays: dict[str, np.ndarray], l
 
 def max_difference_to_onnx(model: AlignerModel, onnx_path: Path, token_arrays: dict[str, np.ndarray], log_mel: np.ndarray) -> float:
     """Largest absolute difference between the torch model's and the ONNX graph's log-probabilities."""
-    from runtime.session import SessionOptions, load_session
+    from reader_runtime.session import SessionOptions, load_session
 
     session = load_session(onnx_path, SessionOptions(intra_op_threads=1, inter_op_threads=1))
     feeds = {name: np.asarray(token_arrays[name], np.int64)[None] for name in TOKEN_INPUTS} | {"log_mel": np.asarray(log_mel, np.float32)[None]}
@@ -173,7 +173,7 @@ class Clip:
 def recording_log_mel(path: Path, settings: FeatureSettings) -> np.ndarray:
     """The runtime's log-mel of a whole recording, loaded as `reader transfer` loads a source (reader.transfer.load_source)."""
     from reader.transfer import load_source
-    from runtime.features import log_mel_spectrogram
+    from reader_runtime.features import log_mel_spectrogram
 
     return log_mel_spectrogram(load_source(path, settings.sample_rate).samples, settings).astype(np.float32)
 
@@ -270,7 +270,7 @@ def alignment_losses(model: AlignerModel, batch: dict[str, torch.Tensor], contra
     included) and the binarisation term at the most likely monotonic path (MAS); with contrast =
     (threshold, margin), also the hinge losses on the alignment costs of the right transcripts and of
     the batch's next clip's transcript (see FinetuneConfig)."""
-    from runtime.aligner import monotonic_alignment_search
+    from reader_runtime.aligner import monotonic_alignment_search
 
     from .align import alignment_matrix
 
@@ -323,7 +323,7 @@ def mismatch_pairs(clips: list[Clip], by: str = "corpus") -> list[tuple[Clip, Cl
 
 def valid_costs(model: AlignerModel, pairs: list[tuple[Clip, Clip]], prefix: str = "") -> dict[str, np.ndarray]:
     """Per corpus, runtime alignment costs of each valid clip with its own and with another transcript."""
-    from runtime.aligner import alignment_of
+    from reader_runtime.aligner import alignment_of
 
     def cost(tokens, log_mel) -> float:
         if log_mel.shape[0] < len(tokens["symbol_ids"]):

@@ -21,7 +21,7 @@ import torch
 from reader.errors import ReaderError
 from reader.model_inputs import ModelInputs, transcript_to_inputs
 from reader.paths import cache_dir, data_dir
-from runtime.features import (
+from reader_runtime.features import (
     FeatureSettings,
     continuous_log_f0,
     f0_on_frame_grid,

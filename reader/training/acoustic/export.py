@@ -34,8 +34,8 @@ from torch import nn
 
 from reader.model_inputs import SYMBOLS
 from reader.paths import models_dir
-from runtime.features import FeatureSettings
-from runtime.manifest import read_manifest as read_model_manifest
+from reader_runtime.features import FeatureSettings
+from reader_runtime.manifest import read_manifest as read_model_manifest
 
 from ..onnx_weights import weights_from_graph
 from .data import DataConfig, Example, FeatureCache, NormalisationStats, build_examples, read_manifest
@@ -243,8 +243,8 @@ def calibrate_aligner(aligner_path: Path, data_config: DataConfig, unheard_speak
     fine-tune held out as its development set; their clips calibrate too, as a group of their own, so
     that the threshold also fits voices the aligner never heard (transfer's sources)."""
     from reader.frontend.analysis import Analyzer
-    from runtime.aligner import alignment_of
-    from runtime.session import SessionOptions, load_session
+    from reader_runtime.aligner import alignment_of
+    from reader_runtime.session import SessionOptions, load_session
 
     grouped = [(u, u.corpus) for u in read_manifest(data_config, "valid")]
     if unheard_speakers:

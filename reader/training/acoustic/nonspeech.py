@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.features import FeatureSettings, log_mel_spectrogram
+from reader_runtime.features import FeatureSettings, log_mel_spectrogram
 
 TRAIN_KINDS = ("white", "pink", "brown", "hum", "tone", "harmonic", "music", "clicks", "room", "sweep")
 # the development set's kinds, in the order its clips are drawn (new kinds only ever appended, so that

@@ -54,9 +54,9 @@ from torch import nn
 
 from reader.model_inputs import ARPABET, SYMBOLS
 from reader.paths import models_dir
-from runtime.features import FeatureSettings
-from runtime.manifest import file_entry
-from runtime.phone_check import ctc_frames_needed
+from reader_runtime.features import FeatureSettings
+from reader_runtime.manifest import file_entry
+from reader_runtime.phone_check import ctc_frames_needed
 
 from .aligner_finetune import Clip, ClipCache, FinetuneConfig, augment, load_clips, mismatch_pairs
 from .data import length_bucketed_batches
@@ -274,7 +274,7 @@ def clip_log_probs(model: PhoneRecognizer, log_mel: np.ndarray) -> np.ndarray:
 
 def phone_error_rate(model: PhoneRecognizer, clips: list[Clip]) -> float:
     """Edit distance of the greedy phones from the transcript's, over all the clips' phones."""
-    from runtime.phone_check import edit_distance, greedy_phones
+    from reader_runtime.phone_check import edit_distance, greedy_phones
 
     errors = length = 0
     for clip in clips:
@@ -428,7 +428,7 @@ class Scorer:
     tokens, with the exported graphs as the runtime runs them."""
 
     def __init__(self, graph: Path, acoustic: Path):
-        from runtime.session import SessionOptions, load_session
+        from reader_runtime.session import SessionOptions, load_session
 
         options = SessionOptions(intra_op_threads=1, inter_op_threads=1)
         self.recogniser = load_session(graph, options)
@@ -441,8 +441,8 @@ class Scorer:
         return log_probs[0]
 
     def scores(self, log_probs: np.ndarray, log_mel: np.ndarray, tokens: dict[str, np.ndarray]) -> dict[str, float]:
-        from runtime.aligner import alignment_of
-        from runtime.phone_check import score_kinds
+        from reader_runtime.aligner import alignment_of
+        from reader_runtime.phone_check import score_kinds
 
         aligner_cost = float("inf")  # no monotonic path: fewer frames than tokens
         if log_mel.shape[0] >= len(tokens["symbol_ids"]):
@@ -577,7 +577,7 @@ def calibrate(evidence: Evidence, config: RecognizerConfig, score: str) -> dict:
     does (valid clips of every corpus against the next clip's transcript with other words, and the
     holdout speakers' train clips as a group of their own, against the same speaker's next clip), with
     the generated non-speech development clips among those to refuse."""
-    from runtime.phone_check import SCORE_DESCRIPTIONS
+    from reader_runtime.phone_check import SCORE_DESCRIPTIONS
 
     threshold = evidence.threshold(score)
     scored = {group: (s[score][:, 0], s[score][:, 1]) for group, s in evidence.groups.items()}
@@ -620,7 +620,7 @@ def export(config: RecognizerConfig, score: str, ship: bool = False, log=print) 
     model, stored = load_trained(config, settings.n_mels)
     run_dir = Path(config.run_dir)
     graph = export_graph(model, run_dir / "phone_recognizer.onnx", settings.n_mels)
-    from runtime.session import SessionOptions, load_session
+    from reader_runtime.session import SessionOptions, load_session
 
     clip = load_clips(config.clip_config(), "valid", ClipCache(settings))[0]
     (reference,) = load_session(graph, SessionOptions(intra_op_threads=1, inter_op_threads=1)).run(None, {"log_mel": clip.log_mel[None]})

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reader.paths import cache_dir, models_dir
-from runtime.manifest import file_entry
+from reader_runtime.manifest import file_entry
 from reader.training.vocoder.data import Clip, DataConfig as ClipConfig, SegmentSampler, load_clips
 from reader.training.vocoder.discriminator import ImageDiscriminator, discriminator_loss, generator_losses
 
@@ -263,7 +263,7 @@ def calibrate_residual_gain(acoustic_dir: Path, clips: list[Clip]) -> tuple[floa
     """(gain, how it was chosen): on the clips' teacher-forced mels (without post-net), the gain on the
     exported post-net's residual at which the output's spectral contrast, averaged over the clips, equals
     the recordings' (the smallest on a 0.05 grid that reaches it)."""
-    from runtime.session import SessionOptions, load_session
+    from reader_runtime.session import SessionOptions, load_session
 
     session = load_session(acoustic_dir / GRAPH_NAME, SessionOptions(intra_op_threads=1, inter_op_threads=1))
     # (model mel, post-net residual, the recording's contrast), each computed once for the whole grid

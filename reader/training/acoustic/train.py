@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from reader.paths import PROJECT_ROOT
-from runtime.manifest import MANIFEST_NAME
+from reader_runtime.manifest import MANIFEST_NAME
 
 from .data import DataConfig, Example, FeatureCache, NormalisationStats, build_examples, collate, length_bucketed_batches, read_manifest
 from .export import load_exported_model, rebuild_sources

@@ -72,8 +72,8 @@ class ExampleBuilder:
         from reader.frontend.analysis import Analyzer
         from reader.prosody_selection import SentenceEncoder
         from reader.transfer import ProsodyTransfer
-        from runtime.acoustic import AcousticModel
-        from runtime.session import SessionOptions
+        from reader_runtime.acoustic import AcousticModel
+        from reader_runtime.session import SessionOptions
 
         self.acoustic = AcousticModel.load(models / "acoustic", SessionOptions(intra_op_threads=threads, inter_op_threads=1))
         self.analyzer = Analyzer()
@@ -84,7 +84,7 @@ class ExampleBuilder:
         """The arrays of one clip's npz (see load_example)."""
         from reader.model_inputs import sentences_to_inputs
         from reader.transfer import load_source, token_inputs
-        from runtime.features import FeatureSettings, log_mel_spectrogram
+        from reader_runtime.features import FeatureSettings, log_mel_spectrogram
 
         sentences = self.analyzer.analyze_text(utterance.text).sentences
         inputs = sentences_to_inputs(sentences)

@@ -15,7 +15,7 @@ import torch
 
 from reader.paths import models_dir
 from reader.prosody_prediction import BERT_DIM, CODE_PREDICTOR_FORMAT_VERSION, CONTEXT_DIM, FEATURE_SETS, POSITION_DIM, SYNTAX_DIM
-from runtime.manifest import record_files
+from reader_runtime.manifest import record_files
 
 from .model import CodePredictorNet, PredictorConfig
 

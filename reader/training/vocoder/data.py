@@ -29,7 +29,7 @@ import torch
 
 from reader.paths import cache_dir
 from reader.training.acoustic.data import Utterance, read_manifest
-from runtime.features import FeatureSettings, log_mel_spectrogram
+from reader_runtime.features import FeatureSettings, log_mel_spectrogram
 
 MEL_CACHE_VERSION = 1
 TARGETS = ("recording", "teacher")

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from runtime.features import LOG_FLOOR
+from reader_runtime.features import LOG_FLOOR
 
 
 @dataclass

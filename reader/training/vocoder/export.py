@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from reader.paths import models_dir
-from runtime.features import FeatureSettings
-from runtime.vocoder import FORMAT_VERSION, MANIFEST_NAME, set_denoise_strength
+from reader_runtime.features import FeatureSettings
+from reader_runtime.vocoder import FORMAT_VERSION, MANIFEST_NAME, set_denoise_strength
 
 from .model import ModelConfig, VocoderGenerator, count_parameters
 from .teacher import DEFAULT_TEACHER, TEACHER_FOR_CORPUS
@@ -84,12 +84,12 @@ def write_manifest(model: VocoderGenerator, state: dict, graph_path: Path) -> Pa
         "graph_sha256": hashlib.sha256(graph_path.read_bytes()).hexdigest(),
         "sample_rate": FeatureSettings().sample_rate,
         "features": asdict(FeatureSettings()),
-        "feature_function": "runtime.features.log_mel_spectrogram (natural-log mel magnitudes, floor 1e-5)",
+        "feature_function": "reader_runtime.features.log_mel_spectrogram (natural-log mel magnitudes, floor 1e-5)",
         "receptive_field_frames": model.config.receptive_field_frames,
         "io": {
             "log_mel": "float32 (1, T, n_mels)",
             "real, imag": "float32 (1, T, n_fft // 2 + 1): STFT of frame i centred on sample i * hop; "
-            "runtime.vocoder does the inverse FFT, periodic-Hann weighted overlap-add, T * hop samples",
+            "reader_runtime.vocoder does the inverse FFT, periodic-Hann weighted overlap-add, T * hop samples",
         },
         "architecture": {
             "type": "Vocos-style ConvNeXt generator predicting per-frame log-magnitude and phase (iSTFT head)",

@@ -57,8 +57,8 @@ class TeacherForcedMels:
     def __init__(self, models: Path, postnet: bool = True) -> None:
         from reader.frontend.analysis import Analyzer
         from reader.transfer import ProsodyTransfer
-        from runtime.acoustic import AcousticModel
-        from runtime.session import SessionOptions
+        from reader_runtime.acoustic import AcousticModel
+        from reader_runtime.session import SessionOptions
 
         acoustic = AcousticModel.load(models / "acoustic", SessionOptions(intra_op_threads=2, inter_op_threads=1))
         self.acoustic = acoustic
@@ -69,7 +69,7 @@ class TeacherForcedMels:
         """(frames, n_mels), frames = runtime.features' frame count of the recording."""
         from reader.training.acoustic.data import extract_features
         from reader.transfer import load_source, token_inputs, token_mean_log_f0, transcript_tokens
-        from runtime.features import FeatureSettings, log_mel_spectrogram
+        from reader_runtime.features import FeatureSettings, log_mel_spectrogram
 
         settings = FeatureSettings(sample_rate=self.acoustic.sample_rate, hop_length=self.acoustic.hop_length)
         recording = load_source(utterance.audio_path, self.acoustic.sample_rate)

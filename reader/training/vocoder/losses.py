@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from runtime.features import LOG_FLOOR, FeatureSettings, mel_filterbank
+from reader_runtime.features import LOG_FLOOR, FeatureSettings, mel_filterbank
 
 
 @dataclass

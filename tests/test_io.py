@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from runtime.sinks import AtomicFile, AudioSinkError, DiskFullError, FileSink, RawPCMSink, to_pcm16
+from reader.errors import DiskFullError, OutputError
+from reader.io.files import AtomicFile
+from reader.io.sinks import FileSink, RawPCMSink, to_pcm16
 
 SR = 22050
 
@@ -42,9 +44,9 @@ def test_file_sink_cancelled_leaves_no_file(tmp_path):
 
 
 def test_file_sink_bad_targets(tmp_path):
-    with pytest.raises(AudioSinkError, match="wav or .flac"):
+    with pytest.raises(OutputError, match="wav or .flac"):
         FileSink(SR, tmp_path / "out.mp4")
-    with pytest.raises(AudioSinkError, match="does not exist"):
+    with pytest.raises(OutputError, match="does not exist"):
         FileSink(SR, tmp_path / "missing" / "out.wav")
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -52,7 +54,7 @@ def test_file_sink_bad_targets(tmp_path):
     try:
         if os.access(locked, os.W_OK):  # root ignores permissions
             pytest.skip("running as root: permissions are not enforced")
-        with pytest.raises(AudioSinkError, match="cannot write"):
+        with pytest.raises(OutputError, match="cannot write"):
             FileSink(SR, locked / "out.wav")
     finally:
         locked.chmod(0o700)
@@ -77,7 +79,7 @@ def test_sound_device_sink_plays_through_portaudio_into_alsa_null_device(tmp_pat
         tmp_path,
         """
         import numpy as np
-        from runtime.sinks import SoundDeviceSink
+        from reader.io.sinks import SoundDeviceSink
         with SoundDeviceSink(22050) as sink:
             sink.write(np.zeros(22050, np.float32))
         print("played")
@@ -93,10 +95,11 @@ def test_no_audio_device_is_a_clear_error(tmp_path):
     proc = run_with_alsa(
         tmp_path,
         """
-        from runtime.sinks import AudioSinkError, SoundDeviceSink
+        from reader.errors import OutputError
+        from reader.io.sinks import SoundDeviceSink
         try:
             SoundDeviceSink(22050)
-        except AudioSinkError as exc:
+        except OutputError as exc:
             print("ERROR:", exc)
         """,
     )
@@ -132,7 +135,7 @@ def test_stale_parts_of_the_same_output_are_removed_and_live_ones_kept(tmp_path)
 
 def test_atomic_file_deletes_its_part_on_error_and_names_the_target(tmp_path):
     target = tmp_path / "data.bin"
-    with pytest.raises(AudioSinkError, match=f"writing {target} failed"):
+    with pytest.raises(OutputError, match=f"writing {target} failed"):
         with AtomicFile(target) as partial:
             partial.write_bytes(b"half")
             raise OSError(errno.EIO, "Input/output error")
