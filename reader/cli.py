@@ -80,20 +80,20 @@ def format_sentence(index: int, sentence, prosody=None) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
-    from .frontend.analysis import Analyzer
-    from .audiobook import read_text
-    from .models import analysis_models, check_models
-    from .paths import models_dir
+    from . import Analyzer, Reader, read_document
 
-    text = read_text(args.file)
-    check_models(analysis_models(models_dir()))  # a corrupt G2P model fails now, not at the first unknown word
-    analyzer = Analyzer(parser=args.parser, lexicon=args.lexicon)
-    reading = _prosody_selector(args.prosody, args.voice).reading() if args.prosody else None
-    document = analyzer.split(text)
+    text = read_document(args.file)
+    if args.prosody:  # the plan `reader play --prosody METHOD` would read with
+        reader = Reader(voice=args.voice, parser=args.parser, lexicon=args.lexicon, prosody=args.prosody)
+        document = reader.split(text)
+        planned = ((p.analysis, p.selection) for p in reader.sentences(document))
+    else:  # the front end alone: no acoustic model needed
+        analyzer = Analyzer(parser=args.parser, lexicon=args.lexicon)
+        document = analyzer.split(text)
+        planned = ((sentence, None) for sentence in analyzer.iter_sentences(document))
     count = 0
-    for sentence in analyzer.iter_sentences(document):
+    for sentence, prosody in planned:
         title = document.chapters[sentence.chapter].title
-        prosody = reading.select(sentence) if reading else None
         if args.json:
             out.write(json.dumps(sentence_json(sentence, title, prosody), ensure_ascii=False) + "\n")
         else:
@@ -104,61 +104,15 @@ def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _prosody_selector(method: str, voice: str | None):
-    """The selector `reader play --prosody METHOD` would use, without loading the vocoder (for
-    `reader analyze --prosody`)."""
-    from reader_runtime.acoustic import AcousticModel
-
-    from .engine import DEFAULT_VOICE
-    from .paths import models_dir
-    from .prosody_selection import ProsodySelector
-
-    acoustic = AcousticModel.load(models_dir() / "acoustic")
-    return ProsodySelector.load(method, models_dir(), acoustic, acoustic.speaker(voice or DEFAULT_VOICE), required=True)
-
-
-def _open_sink(output: str | None, sample_rate: int):
-    from reader.io.sinks import FileSink, RawPCMSink, SoundDeviceSink
-
-    if output is None:
-        return SoundDeviceSink(sample_rate)
-    if output == "-":
-        return RawPCMSink(sample_rate)
-    return FileSink(sample_rate, output)
-
-
-def _check_output(output: str | None) -> None:
-    """Output errors that need no model (a missing folder, no sound card), reported before the models load."""
-    from reader.io.sinks import check_file_target, check_sound_device
-
-    if output is None:
-        check_sound_device()
-    elif output != "-":
-        check_file_target(output)
-
-
 def _speak(args: argparse.Namespace, output: str | None, pace_seconds: float | None) -> int:
-    import asyncio
+    from . import Reader, check_output, read_document, require_speakable
 
-    from .audiobook import read_text, require_speakable
-    from .engine import Reader
-
-    text = read_text(args.file)
+    text = read_document(args.file)
     require_speakable(text, args.file)
-    _check_output(output)
+    check_output(output)
     reader = Reader(voice=args.voice, speed=args.speed, device=args.device, parser=args.parser, lexicon=args.lexicon, prosody=args.prosody)
-
-    async def pump(sink) -> int:
-        count = 0
-        # Playback and piped output start before the parser is ready (README: "Start-up"); files wait for it.
-        async for chunk in reader.stream(text, pace_seconds=pace_seconds, quick_start=output in (None, "-")):
-            await asyncio.to_thread(sink.write, chunk.samples)
-            count += 1
-        return count
-
-    with _open_sink(output, reader.sample_rate) as sink:
-        if asyncio.run(pump(sink)) == 0:
-            raise ReaderError(f"nothing speakable in {_input_name(args.file)}")
+    # Playback and piped output start before the parser is ready (README: "Start-up"); files wait for it.
+    reader.speak(text, output, pace_seconds=pace_seconds, quick_start=output in (None, "-"), source=_input_name(args.file))
     return 0
 
 
@@ -192,37 +146,38 @@ def _render_book(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace, out: TextIO) -> int:
-    import asyncio
-
-    from .audiobook import require_speakable
-    from .engine import Reader
+    from . import Reader, check_output, require_speakable
 
     require_speakable(args.text, "--text")
-    _check_output(args.output)
+    check_output(args.output)
     reader = Reader(voice=args.voice, device=args.device, lexicon=args.lexicon, prosody="centroid")
-    plan = reader.prosody_transfer().prepare(args.source, args.text, reader.speaker.name, args.source_voice, args.prosody_mode, args.force)
+    plan = reader.prepare_transfer(args.source, args.text, source_voice=args.source_voice, mode=args.prosody_mode, force=args.force)
     for note in plan.notes():
         print(f"reader: {note}", file=sys.stderr)
-
-    async def pump(sink) -> None:
-        async for chunk in reader.stream_requests([plan.request()]):
-            await asyncio.to_thread(sink.write, chunk.samples)
-
-    with _open_sink(args.output, reader.sample_rate) as sink:
-        asyncio.run(pump(sink))
+    reader.speak(plan, args.output, source="--text")
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    """The reading service (reader.service): OpenAI-compatible speech over HTTP, Wyoming beside it."""
+    try:
+        from .service.app import ServiceSettings
+        from .service.server import run
+    except ImportError as exc:
+        raise ReaderError(f"`reader serve` needs the serve extra: pip install 'reader-engine[serve]' ({exc.name} is missing)") from None
+    if args.no_http and not args.wyoming:
+        raise ReaderError("--no-http leaves nothing to serve: give --wyoming URI too")
+    api_key = args.api_key or os.environ.get("READER_API_KEY") or None
+    settings = ServiceSettings(max_streams=args.max_streams, max_input_chars=args.max_input_chars, api_key=api_key, voice=args.voice)
+    return run(settings, args.host, None if args.no_http else args.port, wyoming=args.wyoming, grace=args.grace)
+
+
 def cmd_voices(args: argparse.Namespace, out: TextIO) -> int:
-    from reader_runtime.acoustic import AcousticModel
+    from . import list_voices
 
-    from .engine import DEFAULT_VOICE
-    from .paths import models_dir
-
-    model = AcousticModel.load(models_dir() / "acoustic")
-    for speaker in model.speakers:
-        marks = [m for m, on in (("default", speaker.name.lower() == DEFAULT_VOICE), ("synthetic", speaker.synthetic)) if on]
-        out.write(f"{speaker.name}{'  (' + ', '.join(marks) + ')' if marks else ''}\n")
+    for voice in list_voices():
+        marks = [m for m, on in (("default", voice.default), ("synthetic", voice.synthetic)) if on]
+        out.write(f"{voice.name}{'  (' + ', '.join(marks) + ')' if marks else ''}\n")
     return 0
 
 
@@ -289,6 +244,18 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the models run")
     transfer.add_argument("--lexicon", help="user pronunciation lexicon")
     transfer.set_defaults(run=cmd_transfer)
+
+    serve = sub.add_parser("serve", help="serve speech over HTTP (OpenAI's /v1/audio/speech, with word timings) and Wyoming")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    serve.add_argument("--port", type=int, default=8880, help="HTTP port")
+    serve.add_argument("--max-streams", type=int, default=64, help="streams read at once; past it requests get 503 with Retry-After")
+    serve.add_argument("--max-input-chars", type=int, default=200_000, help="longest input accepted (413 past it)")
+    serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $READER_API_KEY; none: open)")
+    serve.add_argument("--voice", help="default voice (see `reader voices`)")
+    serve.add_argument("--grace", type=float, default=30.0, help="seconds streams in flight may take to finish after SIGTERM")
+    serve.add_argument("--wyoming", metavar="URI", help="also serve the Wyoming protocol here, e.g. tcp://127.0.0.1:10200")
+    serve.add_argument("--no-http", action="store_true", help="serve Wyoming only")
+    serve.set_defaults(run=cmd_serve)
 
     voices = sub.add_parser("voices", help="list the shipped voices")
     voices.set_defaults(run=cmd_voices)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterable, AsyncIterator, Iterable, Iterator
 
@@ -29,7 +29,11 @@ from .prosody_prediction import DEFAULT_PROSODY, LONE_SENTENCE, PREDICTED, PROSO
 from .prosody_selection import ProsodySelector, Selection
 
 if TYPE_CHECKING:
-    from .transfer import ProsodyTransfer
+    from .io.sinks import AudioSink
+    from .transfer import ProsodyTransfer, TransferPlan
+
+    # What a Reader reads: a text (plain, Markdown), a split Document, or a prosody transfer plan.
+    Readable = str | Document | TransferPlan
 
 __all__ = ["Audio", "AudioChunk", "PlannedSentence", "Reader", "SentenceTiming", "WordTiming"]
 
@@ -180,6 +184,10 @@ class Reader:
             word_spans=word_spans, char_span=(sentence.start, sentence.end), text=sentence.text, prosody_codes=codes,
         )  # fmt: skip
 
+    def split(self, text: str) -> Document:
+        """`text`'s chapters, paragraphs and sentences as this reader reads them (no analysis yet)."""
+        return self.analyzer.split(text)
+
     def sentences(self, text: str | Document, quick_start: bool = False) -> Iterator[PlannedSentence]:
         """The sentences of `text` in reading order, analysed lazily (memory stays flat on a whole book),
         each with its prosody chosen with the long-form memory of the sentences before it: the same
@@ -196,12 +204,15 @@ class Reader:
             yield PlannedSentence(sentence, reading.select(sentence), ReadingContext.after(previous, sentence))
             previous = sentence
 
-    def requests(self, text: str | Document, quick_start: bool = False) -> Iterator[SynthesisRequest]:
-        """Synthesis requests in reading order (see sentences())."""
+    def requests(self, text: str | Document, quick_start: bool = False, speed: float | None = None) -> Iterator[SynthesisRequest]:
+        """Synthesis requests in reading order (see sentences()); `speed`: this reading's pace (default: the Reader's)."""
+        if speed is not None and not 0.25 <= speed <= 4.0:
+            raise ReaderError(f"speed {speed} is out of range: use a value between 0.25 and 4")
         for planned in self.sentences(text, quick_start):
-            yield self.request(planned.analysis, planned.selection, planned.context)
+            request = self.request(planned.analysis, planned.selection, planned.context)
+            yield request if speed is None else replace(request, speed=speed)
 
-    async def stream(self, text: str | Document, pace_seconds: float | None = None, quick_start: bool = False) -> AsyncIterator[AudioChunk]:
+    async def stream(self, text: Readable, pace_seconds: float | None = None, quick_start: bool = False, speed: float | None = None) -> AsyncIterator[AudioChunk]:
         """Audio chunks (runtime.stream.AudioChunk) of `text` as they are synthesised, phrase by phrase.
 
         Each chunk carries the words (`chunk.words`) and sentences (`chunk.sentences`) that start in
@@ -212,16 +223,24 @@ class Reader:
         many seconds of audio ahead of real time. `quick_start` (playback, piping): if the parser is
         still loading when the first sentence is due (a fresh Reader), plan that sentence from its
         punctuation rather than wait for it; the first sentence may then sound different from run to
-        run. Without it (the default) the same text always gives the same audio.
+        run. Without it (the default) the same text always gives the same audio. `speed`: this
+        reading's pace, 0.25-4 (default: the Reader's; a service reads each request at its own speed).
 
         Closing the stream (`await stream.aclose()`, or leaving `async with
         contextlib.aclosing(reader.stream(...))`) returns once its worker threads have stopped; only
         the sentence in progress is finished. Breaking out of `async for` closes it the same way as
         soon as the event loop gets control (the generator is finalised).
         """
+        if not isinstance(text, (str, Document)):  # a prosody transfer plan: its one request
+            if not callable(getattr(text, "request", None)):
+                raise TypeError(f"expected a str, a Document or a transfer plan, got {type(text).__name__}")
+            async with contextlib.aclosing(self.stream_requests([text.request()], pace_seconds)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            return
         loop = asyncio.get_running_loop()
         analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
-        sentences = self.requests(text, quick_start)
+        sentences = self.requests(text, quick_start, speed)
         first_audio = asyncio.Event()
 
         async def analysed() -> AsyncIterator[SynthesisRequest]:
@@ -258,7 +277,7 @@ class Reader:
         finally:
             await asyncio.to_thread(synthesizer.close)
 
-    def synthesize(self, text: str | Document) -> Audio:
+    def synthesize(self, text: Readable) -> Audio:
         """The whole text as one array, with its sentence and word timings (for short texts; use
         stream() or render() for long ones). Nothing speakable gives zero samples and no timings.
         Called from a running event loop, it reads in a helper thread and blocks the caller."""
@@ -287,31 +306,40 @@ class Reader:
         whole = np.concatenate(samples) if samples else np.zeros(0, np.float32)
         return Audio(whole, self.sample_rate, tuple(sentences), tuple(words))
 
-    def render(self, text: str | Document, path: str | os.PathLike) -> float:
-        """Read `text` into an audio file (.wav or .flac, 16-bit) and return its length in seconds.
+    def speak(
+        self, text: Readable, output: str | os.PathLike | AudioSink | None = None, pace_seconds: float | None = None, quick_start: bool = False, source: str = "the text"
+    ) -> float:
+        """Read `text` into `output` and return the seconds of audio written: the one way every front
+        door (the command line, the audiobook, the service) sends a reading to a sink.
 
-        The file is written under a temporary name beside `path` and renamed when complete: an error
-        or interruption leaves no file under the final name. Memory stays flat however long the text.
-        Raises ReaderError for an unwritable path, a full disk or a text with nothing speakable.
+        `output`: None plays on the sound card, "-" writes raw 16-bit PCM to standard output, a path
+        writes a .wav or .flac file (under a temporary name, renamed when complete), or any
+        reader.io.sinks.AudioSink. `pace_seconds` and `quick_start` as in stream(). An error or
+        interruption cancels the sink (playback stops, a partial file is deleted). Raises ReaderError
+        for an unwritable output, a full disk, or a text with nothing speakable (named by `source`).
         """
-        from reader.io.sinks import AudioSinkError, FileSink
+        from .io.sinks import AudioSink, open_sink
 
-        async def pump(sink: FileSink) -> int:
+        async def pump(sink: AudioSink) -> int:
             samples = 0
-            async with contextlib.aclosing(self.stream(text)) as stream:
+            async with contextlib.aclosing(self.stream(text, pace_seconds, quick_start)) as stream:
                 async for chunk in stream:
                     await asyncio.to_thread(sink.write, chunk.samples)
                     samples += len(chunk.samples)
             return samples
 
-        try:
-            with FileSink(self.sample_rate, path) as sink:
-                samples = _run_to_completion(pump(sink))
-                if samples == 0:
-                    raise ReaderError(f"nothing speakable to write to {path}")
-        except AudioSinkError as exc:
-            raise as_reader_error(exc) from None
+        with output if isinstance(output, AudioSink) else open_sink(output, self.sample_rate) as sink:
+            samples = _run_to_completion(pump(sink))
+            if samples == 0:
+                raise ReaderError(f"nothing speakable in {source}")
         return samples / self.sample_rate
+
+    def render(self, text: Readable, path: str | os.PathLike) -> float:
+        """Read `text` into an audio file (.wav or .flac, 16-bit) and return its length in seconds
+        (speak() into a file: nothing under the final name on error; memory flat however long the text)."""
+        from .io.sinks import check_file_target
+
+        return self.speak(text, check_file_target(path), source=str(path))
 
     def prosody_transfer(self) -> ProsodyTransfer:
         """The prosody transfer stages (reader.transfer) over this reader's acoustic model and front end:
@@ -320,15 +348,42 @@ class Reader:
 
         return ProsodyTransfer(self.acoustic, self.analyzer)
 
+    def prepare_transfer(
+        self, source: str | os.PathLike, text: str, voice: str | None = None, source_voice: str | None = None, mode: str | None = None, force: bool = False
+    ) -> TransferPlan:
+        """A plan to say `text` in `voice` (default: this reader's) with the prosody of `source`, a
+        recording of `text` (CopyCat prosody transfer, reader.transfer); stream(), synthesize() and
+        speak() read it. `source_voice`: the known voice who speaks in it (default: the nearest known
+        voice); `mode`: reader.transfer.MODES (default: its DEFAULT_MODE); `plan.notes()` says what
+        was adjusted. Raises ReaderError for a bad recording, or a transcript that does not match it
+        unless `force`."""
+        return self.prosody_transfer().prepare(source, text, voice or self.speaker.name, source_voice, mode, force)
+
     def transfer(
         self, source: str | os.PathLike, text: str, voice: str | None = None, source_voice: str | None = None, mode: str | None = None, force: bool = False
     ) -> Audio:
-        """`text` in `voice` (default: this reader's) with the prosody of `source`, a recording of `text`
-        (CopyCat prosody transfer, reader.transfer). `source_voice`: the known voice who speaks in it
-        (default: the nearest known voice); `mode`: reader.transfer.MODES (default: its DEFAULT_MODE).
-        Raises ReaderError for a bad recording, or a transcript that does not match it unless `force`."""
-        plan = self.prosody_transfer().prepare(source, text, voice or self.speaker.name, source_voice, mode, force)
-        return self.synthesize_requests([plan.request()])
+        """prepare_transfer()'s plan, synthesised."""
+        return self.synthesize(self.prepare_transfer(source, text, voice, source_voice, mode, force))
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    name: str
+    default: bool  # the voice a Reader reads with when none is named
+    synthetic: bool  # made by the model rather than recorded (see the acoustic manifest)
+
+
+def list_voices(models: Path | None = None) -> list[VoiceInfo]:
+    """The voices of the shipped models (or of the `models` folder), without loading a Reader."""
+    from reader_runtime.errors import RuntimeModelError
+
+    from .models import load_acoustic
+
+    try:
+        acoustic = load_acoustic(models or models_dir())
+    except RuntimeModelError as exc:
+        raise as_reader_error(exc) from None
+    return [VoiceInfo(s.name, s.name.lower() == DEFAULT_VOICE, s.synthetic) for s in acoustic.speakers]
 
 
 def _run_to_completion(coroutine):

@@ -54,3 +54,23 @@ def check_models(kinds: list[ModelKind]) -> None:
             read_manifest(kind.location, kind.name, kind.format_version)
         except RuntimeModelError as exc:
             raise ModelError(str(exc)) from None
+
+
+def load_acoustic(folder: Path):
+    """The acoustic model in the models `folder` alone (its voices, its prosody bank's key), checked."""
+    from reader_runtime.acoustic import ACOUSTIC_FORMAT_VERSION, AcousticModel
+
+    check_models([ModelKind("acoustic", folder / "acoustic", ACOUSTIC_FORMAT_VERSION)])
+    return AcousticModel.load(folder / "acoustic")
+
+
+def load_graph(path: Path, threads: int = 0):
+    """An onnxruntime session for one model file of the front end or the prosody selector, made by
+    reader_runtime.session (the one place sessions are made); errors are ModelErrors."""
+    from reader_runtime.errors import RuntimeModelError
+    from reader_runtime.session import SessionOptions, load_session
+
+    try:
+        return load_session(path, SessionOptions(intra_op_threads=threads, inter_op_threads=threads))
+    except RuntimeModelError as exc:
+        raise ModelError(str(exc)) from None

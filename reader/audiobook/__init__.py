@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from .audio_files import FORMATS, AudioFormat, check_format
 from .book import fingerprint, render_book
-from .books import Book, BookChapter, is_epub, read_book, read_text, require_speakable
+from .books import Book, BookChapter, read_book
 from .folder import WORK_FOLDER, is_folder_output
 from .jobs import ChapterResult, RenderOptions, TimedSentence, TimedWord
 
 __all__ = [
     "FORMATS", "WORK_FOLDER", "AudioFormat", "Book", "BookChapter", "ChapterResult", "RenderOptions", "TimedSentence", "TimedWord",
-    "check_format", "fingerprint", "is_epub", "is_folder_output", "read_book", "read_text", "render_book", "require_speakable",
+    "check_format", "fingerprint", "is_folder_output", "read_book", "render_book",
 ]  # fmt: skip

@@ -15,7 +15,8 @@ from ..io.files import sha256_file
 from ..paths import models_dir
 from .assemble import assemble
 from .audio_files import AudioFormat, check_format
-from .books import Book, read_book, require_speakable
+from ..frontend.document import require_speakable
+from .books import Book, read_book
 from .chapter import finished_result
 from .folder import chapter_file_names, check_folder_is_ours, locked_folder, prepare_folder
 from .jobs import ChapterJob, RenderOptions

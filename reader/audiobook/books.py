@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..frontend.document import read_input, split_document
-from ..errors import ReaderError
+from ..frontend.epub import is_epub
 
 
 @dataclass(frozen=True)
@@ -21,18 +21,6 @@ class Book:
     title: str
     text: str  # what is read (for EPUB: the extracted Markdown-like text)
     chapters: list[BookChapter]
-
-
-def is_epub(path: str) -> bool:
-    if path == "-":
-        return False
-    if path.lower().endswith(".epub"):
-        return True
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(58)[30:58] == b"mimetypeapplication/epub+zip"  # the OCF container's first entry
-    except OSError:
-        return False  # read_input gives the proper message
 
 
 def read_book(path: str) -> Book:
@@ -57,14 +45,3 @@ def read_book(path: str) -> Book:
         for number, (c, start, end) in enumerate(zip(found, bounds[:-1], bounds[1:]), 1)
     ]
     return Book(Path(path).stem if path != "-" else "book", text, chapters)
-
-
-def read_text(path: str) -> str:
-    """The text of a text, Markdown or EPUB file (or '-' for standard input), for reading it whole."""
-    return read_book(path).text if is_epub(path) else read_input(path)
-
-
-def require_speakable(text: str, source: str) -> None:
-    """Refuse, before any model loads, a text without a letter or digit to read."""
-    if not any(ch.isalnum() for ch in text):
-        raise ReaderError(f"nothing speakable in {'standard input' if source == '-' else source}")

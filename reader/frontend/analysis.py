@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from ..paths import models_dir
 from .document import Document, SentenceSpan, SentenceSplitter, split_document
 from .normalize import Token, normalize_sentence
 from .pronounce import Pronouncer, load_lexicon
@@ -185,6 +186,9 @@ class Analyzer:
         break_model: BreakModel | Path = BREAK_MODEL_PATH,
         max_sentence_words: int = MAX_SENTENCE_WORDS,
     ) -> None:
+        from ..models import analysis_models, check_models
+
+        check_models(analysis_models(models_dir()))  # a corrupt G2P model fails now, not at the first unknown word
         self.parser = make_parser(parser) if isinstance(parser, str) else parser
         self.pronouncer = Pronouncer(load_lexicon(lexicon))
         self.break_model = break_model if isinstance(break_model, BreakModel) else BreakModel.load(break_model)

@@ -420,3 +420,18 @@ def split_document(text: str, splitter: SentenceSplitter | None = None) -> Docum
 
     chapters = [c for c in chapters if c.paragraphs]
     return Document(text=text, speakable=speakable, chapters=chapters, splitter=splitter or SentenceSplitter())
+
+
+def read_document(path: str) -> str:
+    """The text of a text, Markdown or EPUB file (or '-' for standard input), for reading it whole."""
+    from .epub import is_epub, read_epub
+
+    if not is_epub(path):
+        return read_input(path)
+    return "\n\n".join(chapter.text for chapter in read_epub(path).chapters)
+
+
+def require_speakable(text: str, source: str) -> None:
+    """Refuse, before any model loads, a text without a letter or digit to read."""
+    if not any(ch.isalnum() for ch in text):
+        raise ReaderError(f"nothing speakable in {'standard input' if source == '-' else source}")

@@ -200,3 +200,15 @@ def read_epub(path: str | Path) -> EpubBook:
         raise ReaderError(f"{path} has no readable text")
     metadata = book.get_metadata("DC", "title")
     return EpubBook(" ".join(metadata[0][0].split()) if metadata and metadata[0][0] else None, chapters)
+
+
+def is_epub(path: str) -> bool:
+    if path == "-":
+        return False
+    if path.lower().endswith(".epub"):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(58)[30:58] == b"mimetypeapplication/epub+zip"  # the OCF container's first entry
+    except OSError:
+        return False  # read_input gives the proper message

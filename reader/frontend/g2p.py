@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reader.errors import ModelError
-from reader.paths import models_dir
-from reader_runtime.errors import RuntimeModelError
-from reader_runtime.session import SessionOptions, load_session
+from ..errors import ModelError
+from ..models import load_graph
+from ..paths import models_dir
 
 FORMAT_VERSION = 1
 BATCH_WORDS = 256
@@ -64,16 +63,11 @@ class G2P:
         self.cache: dict[str, list[str]] | None = {} if cache else None
 
     @classmethod
-    def load(cls, path: Path | None = None, options: SessionOptions = SessionOptions(),
-             cache: bool = True) -> G2P:
+    def load(cls, path: Path | None = None, threads: int = 0, cache: bool = True) -> G2P:
         """Load from a folder holding g2p.onnx and g2p.json (default: the shipped models folder)."""
         folder = Path(path) if path is not None else models_dir() / "g2p"
         metadata = G2PMetadata.read(folder / "g2p.json")
-        try:
-            session = load_session(folder / "g2p.onnx", options)
-        except RuntimeModelError as exc:
-            raise ModelError(str(exc)) from None
-        return cls(session, metadata, cache)
+        return cls(load_graph(folder / "g2p.onnx", threads), metadata, cache)
 
     def predict(self, word: str) -> list[str]:
         return self.predict_batch([word])[0]
