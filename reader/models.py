@@ -22,13 +22,13 @@ class ModelKind:
 
 
 def analysis_models(folder: Path) -> list[ModelKind]:
-    """The models the front end uses: G2P in the models `folder`, and the break model in the package."""
+    """The models the front end uses: G2P and the break model."""
     from .frontend.g2p import FORMAT_VERSION as G2P_FORMAT_VERSION
-    from .frontend.prosody import BREAK_MODEL_FORMAT, BREAK_MODEL_PATH
+    from .frontend.prosody import BREAK_MODEL_FORMAT
 
     return [
         ModelKind("G2P", folder / "g2p", G2P_FORMAT_VERSION),
-        ModelKind("break", BREAK_MODEL_PATH.parent / "manifest.json", BREAK_MODEL_FORMAT),
+        ModelKind("break", folder / "break", BREAK_MODEL_FORMAT),
     ]
 
 

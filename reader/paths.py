@@ -37,9 +37,20 @@ def config_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """The speech corpora (never copied into the project); READER_DATA_DIR overrides it."""
+    """The speech corpora for training and benchmarks (never part of the package): READER_DATA_DIR,
+    else the folder a source checkout names in its pyproject.toml ([tool.reader] data_dir)."""
     override = os.environ.get("READER_DATA_DIR")
-    return Path(override) if override else PROJECT_ROOT.parent / "shared" / "data"
+    if override:
+        return Path(override)
+    import tomllib
+
+    from .errors import ReaderError
+
+    try:
+        named = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["reader"]["data_dir"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        raise ReaderError("no speech corpora configured: set READER_DATA_DIR to their folder") from None
+    return (PROJECT_ROOT / named).resolve()
 
 
 def cache_dir() -> Path:

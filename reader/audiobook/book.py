@@ -27,20 +27,22 @@ WORK_FORMAT_VERSION = 1
 
 def fingerprint(options: RenderOptions) -> str:
     """Hash of what the audio depends on besides the text: the options, the user lexicon, every model
-    file, the break model, and the engine version."""
+    file, and the engine version."""
     from .. import __version__
     from ..paths import config_dir
     from ..frontend.pronounce import DEFAULT_LEXICON_NAME
-    from ..frontend.prosody import BREAK_MODEL_PATH
     from ..prosody_prediction import DEFAULT_PROSODY
 
     # The lexicon counts by its content, not where it lies; the default prosody by what it is.
     resolved = replace(options, lexicon=None, prosody=options.prosody or DEFAULT_PROSODY)
-    digest = hashlib.sha256(json.dumps([WORK_FORMAT_VERSION, __version__, asdict(resolved)]).encode())
+    settings = asdict(resolved)
+    for unset in [name for name in ("sentence_pause", "paragraph_pause") if settings[name] is None]:
+        del settings[unset]  # default pauses: the fingerprint of books rendered before these settings existed
+    digest = hashlib.sha256(json.dumps([WORK_FORMAT_VERSION, __version__, settings]).encode())
     lexicon = Path(options.lexicon) if options.lexicon else config_dir() / DEFAULT_LEXICON_NAME
     folder = models_dir()
     models = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc"))  # not the package's own code
-    for path in [lexicon, BREAK_MODEL_PATH, *models]:
+    for path in [lexicon, *models]:
         digest.update(str(path.relative_to(folder) if path.is_relative_to(folder) else path.name).encode())
         digest.update(sha256_file(path).encode() if path.is_file() else b"-")
     return digest.hexdigest()

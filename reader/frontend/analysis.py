@@ -16,7 +16,9 @@ from ..paths import models_dir
 from .document import Document, SentenceSpan, SentenceSplitter, split_document
 from .normalize import Token, normalize_sentence
 from .pronounce import Pronouncer, load_lexicon
-from .prosody import BREAK_MODEL_PATH, BreakLevel, BreakModel, plan_breaks
+from .prosody import BreakLevel, BreakModel, plan_breaks
+from .ssml import SsmlDocument, is_ssml, parse_ssml
+from .ssml_controls import EventCursor, SentenceControls
 from .syntax import Parser, PunctuationParser, make_parser, split_points, syntactic_distances
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class SentenceAnalysis:
     chapter: int
     paragraph: int
     is_heading: bool = False
+    ssml: SentenceControls | None = None  # what SSML set for it (per-word voice, pauses, marks)
 
 
 @dataclass
@@ -183,7 +186,7 @@ class Analyzer:
         self,
         parser: str | Parser = "spacy",
         lexicon: str | Path | None = None,
-        break_model: BreakModel | Path = BREAK_MODEL_PATH,
+        break_model: BreakModel | Path | None = None,
         max_sentence_words: int = MAX_SENTENCE_WORDS,
     ) -> None:
         from ..models import analysis_models, check_models
@@ -200,6 +203,9 @@ class Analyzer:
         self._warned_unspeakable = False  # said once per analyzer, not once per word
 
     def split(self, text: str) -> Document:
+        """The document's structure; SSML (frontend.ssml.is_ssml) is parsed, anything else is plain text."""
+        if is_ssml(text):
+            return parse_ssml(text, self._splitter)
         return split_document(text, self._splitter)
 
     def analyze_text(self, text: str) -> DocumentAnalysis:
@@ -220,6 +226,27 @@ class Analyzer:
         is due, plan that one sentence from its punctuation (syntax.PunctuationParser) instead of
         waiting: first audio comes sooner, but the first sentence's plan then depends on timing.
         """
+        if isinstance(document, SsmlDocument):
+            yield from self._with_ssml_events(document, self._iter_sentences(document, quick_start))
+            return
+        yield from self._iter_sentences(document, quick_start)
+
+    @staticmethod
+    def _with_ssml_events(document: SsmlDocument, sentences: Iterator[SentenceAnalysis]) -> Iterator[SentenceAnalysis]:
+        """Sentences with their SSML breaks and marks: each is held until the next one's first word
+        is known, since a break between two sentences belongs to the end of the first."""
+        cursor = EventCursor(document.controls)
+        previous = None
+        for sentence in sentences:
+            if previous is not None:
+                cursor.attach(previous.words, previous.breaks, previous.resets, previous.ssml, sentence.words[0].start)
+                yield previous
+            previous = sentence
+        if previous is not None:
+            cursor.attach(previous.words, previous.breaks, previous.resets, previous.ssml, float("inf"))
+            yield previous
+
+    def _iter_sentences(self, document: Document, quick_start: bool) -> Iterator[SentenceAnalysis]:
         batch: list[_SentenceJob] = []
         batch_index = 0
         for job in self._jobs(document):
@@ -243,6 +270,8 @@ class Analyzer:
                     tokens = normalize_sentence(
                         document.sentence_text(span), span.start, heading=span.is_heading, keep=self.pronouncer.lexicon
                     )
+                    if isinstance(document, SsmlDocument):
+                        tokens = document.controls.rewrite(tokens, span.start, span.end)
                     if any(not t.is_punct for t in tokens):
                         last = following is None or span.is_heading
                         final = BreakLevel.PARAGRAPH if last else BreakLevel.SENTENCE
@@ -271,7 +300,12 @@ class Analyzer:
                 wi += 1
         pos = [_letter_tag(w, p, document.text) for w, p in zip(words, parsed.pos)]
         pos = [_heteronym_tag(words, pos, i) for i in range(len(words))]
+        controls = document.controls if isinstance(document, SsmlDocument) else None
+        if controls is not None:  # <w role> picks a heteronym's reading; <phoneme> gives the phonemes
+            pos = [controls.role_at(w.start) or p for w, p in zip(words, pos)]
         phonemes = [self.pronouncer.phonemes(w.text, p) for w, p in zip(words, pos)]
+        if controls is not None:
+            phonemes = [controls.phonemes.get((w.start, w.end), p) for w, p in zip(words, phonemes)]
         # Words that cannot be spoken (no letters the pronouncer knows) leave the sentence; the gap they
         # leave keeps the higher of its two distances, which is exactly the LCA height of the new neighbours.
         unspeakable = [i for i, p in enumerate(phonemes) if not p]
@@ -315,6 +349,7 @@ class Analyzer:
                     chapter=job.chapter,
                     paragraph=job.paragraph,
                     is_heading=job.span.is_heading,
+                    ssml=SentenceControls([controls.voice_at(w.start) for w in analysed[lo : hi + 1]]) if controls else None,
                 )
             )
         return pieces

@@ -2,7 +2,7 @@
 
 Decided by a small classifier over syntactic distance, punctuation, position and part of speech,
 fitted to the pauses and pitch resets of real long-form speech (LJ Speech train clips; see
-`reader/training/fit_breaks.py`). The fitted weights ship as `reader/data/break_model.json`.
+`reader/training/fit_breaks.py`). The fitted weights ship as `exported_models/break/break_model.json`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ import numpy as np
 
 from ..errors import ModelError
 
-BREAK_MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "break_model.json"
+
+
+def break_model_path() -> Path:
+    """The shipped break model, with the other models (reader.paths.models_dir)."""
+    from ..paths import models_dir
+
+    return models_dir() / "break" / "break_model.json"
+
+
 BREAK_MODEL_FORMAT = 1
 
 
@@ -238,11 +246,12 @@ class BreakModel:
             "metadata": self.metadata,
         }
 
-    def save(self, path: Path = BREAK_MODEL_PATH) -> None:
+    def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path = BREAK_MODEL_PATH) -> "BreakModel":
+    def load(cls, path: Path | None = None) -> "BreakModel":
+        path = path or break_model_path()
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -6,7 +6,7 @@ Fits on the LJ long-form train and valid clips. The valid split alone is too sma
 anything (about 260 gaps, under 40 pauses), so the regularisation and each head's decision
 threshold are chosen by 5-fold cross-validation grouped by clip over train + valid (out-of-fold
 F1), then the heads are refitted on all of it. The test clips are only used by
-benchmarks/break_eval.py. Writes reader/data/break_model.json.
+benchmarks/break_eval.py. Writes exported_models/break/break_model.json.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sklearn.model_selection import GroupKFold
 from ..frontend.analysis import Analyzer
 from reader_runtime.manifest import record_files
 
-from ..frontend.prosody import BREAK_MODEL_FORMAT, BREAK_MODEL_PATH, BreakModel, LogisticHead
+from ..frontend.prosody import BREAK_MODEL_FORMAT, BreakModel, LogisticHead, break_model_path
 from .break_data import DEFAULT_LABELS, MAJOR_PAUSE_MS, MINOR_PAUSE_MS, GapSet, load_gaps, scores, zero_break_model
 
 REGULARISATION = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
@@ -92,7 +92,7 @@ def fit(labels: Path) -> BreakModel:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
-    parser.add_argument("--out", type=Path, default=BREAK_MODEL_PATH)
+    parser.add_argument("--out", type=Path, default=break_model_path())
     args = parser.parse_args(argv)
     if not args.labels.is_file():
         print(f"labels not found: {args.labels}; run python -m reader.training.pause_labels first", file=sys.stderr)
