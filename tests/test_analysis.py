@@ -84,9 +84,9 @@ def test_headings_form_chapters(analyzer):
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_readme_sample_matches_what_analyze_prints(analyzer):
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    sample = readme.split("and the prosody\nplan:\n\n```\n", 1)[1].split("```", 1)[0].strip("\n")
+def test_docs_sample_matches_what_analyze_prints(analyzer):
+    page = (ROOT / "docs" / "analysis.md").read_text(encoding="utf-8")
+    sample = page.split("and the prosody\nplan:\n\n```\n", 1)[1].split("```", 1)[0].strip("\n")
     index = int(sample[1 : sample.index("]")])
     text = (ROOT / "examples" / "article.md").read_text(encoding="utf-8")
     sentences = list(analyzer.iter_sentences(analyzer.split(text)))
