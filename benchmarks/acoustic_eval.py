@@ -3,38 +3,11 @@
     python benchmarks/acoustic_eval.py [--models DIR] [--limit N] [--jobs 2]
         -> benchmarks/results/acoustic_eval.{json,md}
 
-Only what ships, through the runtime (no torch): the exported acoustic model's ONNX graphs, and the
-vocoder for the audio F0. For each test clip (splits.json "test", LJ long-form and kathleen) the
-recording gives its log-mel (runtime.features), its F0 (Praat autocorrelation on the same frame grid)
-and, by forced alignment of its transcript's tokens (runtime.aligner), the ground-truth duration of
-each token. The decoder then renders the transcript in the clip's own voice three ways:
-- text: plain TTS, the speaker's centroid utterance embedding, predicted prosody codes, durations, F0;
-- aligned durations: the same with the recording's durations (duration_override);
-- reference: the recording's utterance embedding (utterance_encoder) and CopyCat codes
-  (copycat_encoder) with its durations, i.e. transfer of the clip onto its own speaker.
-
-Measures, per clip, then averaged over clips:
-- mel L1: mean |difference| of natural-log mels over frames and bins.
-- MCD (dB): the standard MCD = 10 / ln 10 * sqrt(2 * sum_{d=1..13} (c_d - c'_d)^2), mean over
-  frames, c0 (the level) left out. The mel-cepstra come from each frame's 80-bin natural-log mel by a
-  DCT-II scaled to the cepstral convention log|X| = c0 + 2 * sum_d c_d cos(d w) on the mel axis (the
-  one SPTK's mel-cepstra and the MCD formula assume): c_d = DCT-II(x)_d / (2 * 80). No pysptk/pyworld
-  analysis, so figures compare with other mel-spectrogram MCDs, only roughly with SPTK-based ones.
-- Frames are paired one to one when the decoder used the aligned durations (same frame count);
-  with predicted durations, by DTW (librosa, Euclidean on the mel-cepstra), and mel L1, MCD and F0
-  are taken along the DTW path. DTW picks the pairing that minimises the distance, so the text
-  condition's spectral figures are flattered relative to the one-to-one ones.
-- log-F0: the model's F0 output (one value per token, held over its frames) against the recording's
-  F0 on the recording's voiced frames: RMSE in cents and Pearson r of log F0. "audio" rows: Praat on
-  the vocoded output instead, on frames voiced in both (includes the vocoder's own F0 error).
-- durations (text condition): |predicted - aligned| per token in ms, separately for phonemes, word
-  boundary tokens inside the sentence (pauses; one frame where there is none) and the two edge tokens
-  (<bos> and the final boundary: leading and trailing silence, set by how the clip was cut).
-- alignment: share of clips whose transcript the aligner accepts, and share rejected when given the
-  next test clip's transcript of the same speaker (runtime.aligner's cost vs its threshold).
-- decoder speed: text_to_mel (text condition) on an onnxruntime session with 2 intra-op threads,
-  milliseconds per second of output speech, median over clips (median of 3 runs each), measured after
-  the other work, in the main process. Wall-clock: on a shared machine it depends on the load.
+Only what ships, through the runtime (no torch). Each test clip's transcript is rendered in its own
+voice from text, with the recording's aligned durations, and from the recording's own embedding and
+codes; measured against the recording: mel L1, MCD (dB), log-F0 RMSE and r, duration errors, the
+aligner's acceptance of right and wrong transcripts, and the decoder's speed. How each is computed:
+docs/benchmark-methods.md#acoustic-model-on-the-test-clips.
 """
 
 from __future__ import annotations
@@ -53,7 +26,7 @@ import soundfile as sf
 from scipy.fft import dct
 
 from reader.frontend.analysis import Analyzer
-from reader.model_inputs import BOS_ID, BREAK_IDS, transcript_to_inputs
+from reader.model_inputs import BOS_ID, BREAK_IDS, token_inputs, transcript_to_inputs
 from reader.paths import data_dir, models_dir
 from reader_runtime.acoustic import AcousticModel, AcousticOutput, Speaker, TokenInputs
 from reader_runtime.aligner import Alignment, RuntimeAligner
@@ -290,8 +263,7 @@ def build_clips(limit: int | None) -> list[Clip]:
                 speakers[clip_id] = speaker
 
     def tokens(text: str) -> TokenInputs:
-        inputs = transcript_to_inputs(text, analyzer)
-        return TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
+        return token_inputs(transcript_to_inputs(text, analyzer))
 
     clips = []
     for corpus in CORPORA:

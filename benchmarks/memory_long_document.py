@@ -3,19 +3,9 @@
     python benchmarks/memory_long_document.py                 # writes benchmarks/results/memory_long_document.json
     python benchmarks/memory_long_document.py --full          # also renders the whole 1 M document (~20 h of audio)
 
-The documents are real book prose: the raw texts of the LJ Speech clips in reading order, eight clips
-to a paragraph, a chapter line every 100 paragraphs, repeated as needed and cut at a paragraph end.
-
-Every measurement runs in a fresh process with the models loaded; "peak RSS" is that process's
-ru_maxrss (models, front end and everything else included). A sampler thread also records the RSS
-every half second, and the result gives it at 25/50/75/100 % of the work: flat memory means those
-stay level while the document is read. Per size:
-- `front_end`: the engine's whole front end over the WHOLE document (Reader.requests: splitting,
-  normalisation, parsing, pronunciation, prosody plan and selection, model input arrays), each request
-  dropped once made, as the stream does;
-- `render`: Reader.render's path (Reader.stream into a FileSink writing FLAC to a temporary folder):
-  the whole 100 k document, and the first --audio-minutes of audio of the 1 M document (the whole of it
-  with --full; at a real-time factor near 0.012, 1 M characters take about a quarter of an hour).
+The documents are LJ Speech's texts in reading order. Each measurement runs in a fresh process with
+the models loaded: peak RSS, and the RSS at 25/50/75/100 % of the work (flat memory stays level), for
+the whole front end and for Reader.render's path. Details: docs/benchmark-methods.md#peak-memory-on-long-documents.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ For the test clips of each voice (splits.json "test": LJ long-form and kathleen)
   vocoder (reader/training/vocoder/teacher.py; needs the `train` extra, skipped without it);
 - vocoder copy synthesis: the recordings' mels (runtime.features) through the shipped vocoder;
 - engine: the transcript read by `Reader(voice=...)` end to end (front end, acoustic model, vocoder);
+- engine studio: the same with `Reader(vocoder="studio")` (HiFi-GAN V1 on the fast vocoder's output, issue 27);
 - engine without post-net: the same with the acoustic model's post-net left out (the decoder's mels
   straight to the vocoder), to show what the post-net adds;
 - piper: Piper en_US-joe-medium (`bench` extra) reading the same transcripts: one male voice, set
@@ -54,10 +55,12 @@ from common import CORPORA, held_out_clips, write_results  # noqa: E402
 from speech_quality import Dnsmos, Transcriber, nisqa_scores, speech_seconds, word_error_rate, write_wav  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SYSTEMS = ("recordings", "teacher_copy", "vocoder_copy", "engine", "engine_without_postnet", "piper")
+SYSTEMS = ("recordings", "teacher_copy", "vocoder_copy", "engine", "engine_studio", "engine_without_postnet", "piper")
 VOICE_OF_CORPUS = {"ljspeech_longform": "LJ", "kathleen_arctic": "kathleen"}
 # Goals of issue 12, relative to the recordings of the same voice in the same run.
 NISQA_SHARE_GOAL, DNSMOS_MARGIN, WER_MARGIN = 0.95, 0.05, 0.03
+# Issue 27 (studio vocoder): WER within this of the fast engine's; RTF at most this, and this many times Piper's.
+STUDIO_WER_MARGIN, STUDIO_RTF_LIMIT, STUDIO_RTF_PIPER_SHARE = 0.01, 0.4, 5.0
 
 
 @dataclass
@@ -131,18 +134,21 @@ class Systems:
             audio = vocoder.synthesize(log_mel_spectrogram(rendering.audio, self.settings))[: rendering.audio.size]
             yield Rendering(rendering.corpus, rendering.clip_id, rendering.text, audio, rendering.sample_rate, time.perf_counter() - start)
 
-    def engine(self, clips, models: Path | None = None):
+    def engine(self, clips, models: Path | None = None, vocoder: str = "fast"):
         from reader.engine import Reader
 
         readers = {}
         for corpus, clip_id, text, _ in clips:
             voice = VOICE_OF_CORPUS[corpus]
             if voice not in readers:
-                readers[voice] = Reader(voice=voice, models=models or self.models)
+                readers[voice] = Reader(voice=voice, models=models or self.models, vocoder=vocoder)
                 readers[voice].synthesize("Warm up.")  # first-run allocations belong to loading
             start = time.perf_counter()
             audio = readers[voice].synthesize(text)
             yield Rendering(corpus, clip_id, text, audio.samples, audio.sample_rate, time.perf_counter() - start)
+
+    def engine_studio(self, clips):
+        yield from self.engine(clips, vocoder="studio")
 
     def engine_without_postnet(self, clips):
         with tempfile.TemporaryDirectory() as temporary:
@@ -188,7 +194,7 @@ CACHE_VERSION = 3  # 2: speaking rate over sound within 30 dB of the peak (speec
 def cache_key(system: str, models: Path, clips: list) -> str:
     """What a system's scores depend on: its models' manifests (which hold their files' hashes) and the clips."""
     shipped = sorted(p.name for p in models.iterdir() if (p / "manifest.json").is_file())
-    depends = {"vocoder_copy": ["vocoder"], "engine": shipped, "engine_without_postnet": shipped}.get(system, [])
+    depends = {"vocoder_copy": ["vocoder"], "engine": shipped, "engine_studio": shipped, "engine_without_postnet": shipped}.get(system, [])
     from reader.prosody_prediction import DEFAULT_PROSODY
 
     manifests = [(models / name / "manifest.json").read_text(encoding="utf-8") for name in depends]
@@ -234,6 +240,14 @@ def goals(summary: dict) -> dict:
             }
             if copy:
                 checks[corpus]["vocoder_copy_nisqa"] = copy["nisqa"] >= recordings["nisqa"]
+        studio, piper = rows.get("engine_studio"), rows.get("piper")
+        if recordings and engine and studio and piper:  # issue 27's goals for the studio vocoder
+            checks.setdefault(corpus, {}).update({
+                "studio_dnsmos_ovrl": studio["dnsmos_ovrl"] >= max(recordings["dnsmos_ovrl"] - DNSMOS_MARGIN, piper["dnsmos_ovrl"]),
+                "studio_nisqa": studio["nisqa"] >= max(recordings["nisqa"], piper["nisqa"]),
+                "studio_wer": studio["wer"] <= engine["wer"] + STUDIO_WER_MARGIN and studio["wer"] < piper["wer"],
+                "studio_rtf": studio["real_time_factor"] <= min(STUDIO_RTF_LIMIT, STUDIO_RTF_PIPER_SHARE * piper["real_time_factor"]),
+            })  # fmt: skip
     return checks
 
 
@@ -253,7 +267,7 @@ def markdown(result: dict) -> str:
             lines.append(f"| {system.replace('_', ' ')} | {s['nisqa']:.2f} | {s['dnsmos_ovrl']:.2f} | {s['dnsmos_sig']:.2f} | {s['dnsmos_bak']:.2f} | {s['wer']:.3f} | {s['syllables_per_second']:.2f} | {s['real_time_factor'] if s['real_time_factor'] is not None else '—'} |")
         lines.append("")
     if result["goals"]:
-        lines += ["## Goals (issue 12)", ""]
+        lines += ["## Goals (issue 12; studio_*: issue 27)", ""]
         for corpus, checks in result["goals"].items():
             lines.append(f"- {VOICE_OF_CORPUS[corpus]}: " + ", ".join(f"{name} {'met' if ok else 'not met'}" for name, ok in checks.items()))
         lines.append("")

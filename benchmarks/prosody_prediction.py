@@ -3,31 +3,11 @@
     python benchmarks/prosody_prediction.py [--runs DIR] [--limit N] [--listen]
         -> benchmarks/results/prosody_prediction.{json,md}
 
-Systems, all decoded by the shipped acoustic model with the voice's centroid embedding, so that only
-the phoneme-level prosody codes differ:
-- `acoustic model's predictor`: the codes the acoustic model predicts itself (text, five tokens of context);
-  what `--prosody centroid` reads with;
-- `phonemes`, `syntax`, `bert`, `syntax+bert`, `syntax+context`, `bert+context`: the code predictor
-  variants of reader.training.code_predictor.train (cache_dir()/code_predictor/runs/<set>/, or --runs);
-  the context variants read each LJ test clip after the clip before it (its text, as the engine would
-  read the book: reader.training.code_predictor.data.clip_contexts), kathleen's as lone sentences;
-- `recording's codes`: the CopyCat codes read from the test clip's own recording (an upper bound: what
-  a perfect predictor would reach through this acoustic model).
-
-On the held-out test clips (50 LJ, a continuous stretch of LJ002 in reading order, and 50 kathleen):
-- log-F0, vowel by vowel: the model's F0 per vowel token against the recording's mean Praat log-F0
-  over the same vowel, as the runtime aligner places it (benchmarks/prosody_selection.py's "aligned"
-  measure): Pearson r and RMSE (semitones), per clip, then averaged;
-- F0-std gap: |std of the model's vowel F0 - std of the recording's| (semitones), and the share of the
-  acoustic model's own predictor's gap a system closes;
-- duration correlation: Pearson r of log phone durations against the aligner's on the recording, and
-  the phone time ratio (the synthesis's total phone time over the recording's: < 1 reads faster);
-- pause F1 at word gaps: a gap "pauses" when its boundary token lasts >= 100 ms, in the synthesis and
-  in the aligned recording;
-- with --listen: the audio through the shipped vocoder, Whisper tiny.en WER and NISQA-TTS
-  (../shared/models/nisqa, evaluation only) so that livelier prosody is not bought with clarity;
-- the 20-sentence sets of benchmarks/prosody_sets/: F0 std, and for the questions the final movement
-  (median semitones of the last 20% of vowels minus the median of all; a rise is positive).
+Systems, all decoded by the shipped acoustic model with the voice's centroid embedding so that only the
+prosody codes differ: the acoustic model's own predictor, the code predictor's feature sets, and the
+recording's own codes (an upper bound). Measured on the held-out test clips: vowel log-F0 r and RMSE,
+F0-std gap, duration correlation, pause F1, and with --listen WER and NISQA-TTS.
+Details: docs/benchmark-methods.md#prosody-by-prediction.
 """
 
 from __future__ import annotations
@@ -71,7 +51,7 @@ def test_utterances(limit: int) -> list[Utterance]:
 
 def test_examples(builder: ExampleBuilder, utterances: list[Utterance]) -> list[tuple[ClipExample, np.ndarray]]:
     """Each clip's example (inputs, recorded codes, durations) and its recording's log-F0 per token (Praat)."""
-    from reader.transfer import load_source, source_token_log_f0
+    from reader.transfer_source import load_source, source_token_log_f0
 
     contexts = clip_contexts([*training_utterances("train"), *training_utterances("valid"), *utterances])
     context = context_features([contexts[u.utterance_id] for u in utterances], builder.encoder)
@@ -153,7 +133,7 @@ class Systems:
 
 def set_dynamics(builder: ExampleBuilder, systems: Systems) -> dict:
     """F0 std and final movement of the model's vowels over each prosody set, per system (no recordings)."""
-    from reader.transfer import token_inputs
+    from reader.model_inputs import token_inputs
 
     result = {}
     for path in sorted(SETS.glob("*.txt")):
@@ -178,7 +158,7 @@ def set_dynamics(builder: ExampleBuilder, systems: Systems) -> dict:
 
 def listen(builder: ExampleBuilder, systems: Systems, examples: list, names: list[str], models: Path, work: Path) -> dict:
     """WER and NISQA-TTS of each named system's audio (the shipped vocoder), per voice."""
-    from reader.transfer import token_inputs
+    from reader.model_inputs import token_inputs
     from reader_runtime.session import SessionOptions
     from reader_runtime.vocoder import Vocoder
     from speech_quality import Transcriber, nisqa_scores, word_error_rate, write_wav
@@ -264,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     builder = ExampleBuilder(models)
     systems = Systems(args.runs or runs_folder(), models)
     frames_per_second = builder.acoustic.sample_rate / builder.acoustic.hop_length
-    from reader.transfer import token_inputs
+    from reader.model_inputs import token_inputs
 
     with tempfile.TemporaryDirectory() as tmp:
         examples = test_examples(builder, test_utterances(args.limit))

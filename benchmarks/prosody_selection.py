@@ -3,30 +3,12 @@
     python benchmarks/prosody_selection.py [--models DIR] [--part design|evaluation|all] [--jobs 2]
         [--clips N] [--set-size N]   -> benchmarks/results/prosody_selection.{json,md}
 
-Part 1, design (no synthesis; train split only, never the test split): leave-one-out over each
-speaker's bank. Every training clip is treated as a new sentence: the selector picks the most similar
-*other* clip, and we measure how well that neighbour predicts the clip's own prosody:
-- embedding error: mean |e(neighbour) - e(clip)| divided by the mean distance between two random
-  clips of the speaker (1.0 = no better than a random pick; the centroid's ratio is shown for scale,
-  it is lower by construction because a mean minimises squared error, and is monotonous);
-- F0-std correlation: Pearson r between the recorded F0 standard deviation (semitones) of the
-  neighbour and of the clip (0 = the pick says nothing about how lively the clip is);
-- same section: share of LJ neighbours from the clip's own book section. LJ001 and LJ002 differ in
-  recording conditions, which the embeddings capture strongly, so a selector that matches topic
-  (BERT) also matches the section; the held-out test clips are all LJ002.
-It compares the variants the paper leaves open (profile bins, summary weight, BERT pooling, the
-BERT/syntax weight) and, for LJ in reading order, `avoid_recent`.
-
-Part 2, evaluation on the held-out LJ long-form test clips (a contiguous stretch of LJ002, read in
-order, so the long-form history is real): each clip's text synthesised with every selector and
-compared with its recording: F0 standard deviation in semitones and its gap to the recording's;
-log-F0 RMSE (semitones) and correlation after aligning by duration, two ways: both voiced contours
-resampled to a common length, and vowel by vowel through the runtime aligner;
-pauses at word gaps (Whisper word times + the silence detector of reader.training.pause_labels, on
-both recording and synthesis: F1 of pauses >= 100 ms, mean |pause length error|); speaking rate
-(words per second of speech); Whisper tiny.en WER. And F0 dynamics of the small test sets in
-benchmarks/prosody_sets/ (no recordings: dynamics only). Also the acoustic model's sensitivity to
-the embedding (output spread over random bank embeddings), which bounds what any selector can do.
+Part 1, design (prosody_selection_design.py; train split only): leave-one-out over each speaker's
+bank, how well the neighbour a variant picks predicts a clip's embedding and recorded F0. Part 2,
+evaluation on the held-out LJ long-form test clips read in order: every selector's synthesis against
+the recording (prosody_measures.py: F0 std and gap, log-F0 RMSE and r, pauses, rate, WER), F0
+dynamics of benchmarks/prosody_sets/, and the model's sensitivity to the embedding.
+Details: docs/benchmark-methods.md#prosody-selection.
 """
 
 from __future__ import annotations
@@ -34,41 +16,31 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from reader.paths import data_dir, models_dir
 from reader.prosody_selection import (
-    AVOID_RECENT,
     SELECTORS,
     ProsodyBank,
     ProsodySelector,
     Selection,
     SentenceEncoder,
-    SyntacticFeatures,
     recording_session,
-    unit,
 )
 from reader.training.pause_labels import (
-    energy_track,
-    label_audio,
     load_whisper_model,
-    pitch_semitones,
     read_audio,
-    transcript_words,
-    whisper_words,
 )
-from reader.training.word_alignment import letters, spoken_whisper_words
 from common import semitones, write_results  # benchmarks/ is on sys.path when run as a script
+from prosody_measures import CORPUS, F0_KEYS, F0_SOURCES, Measure, VowelF0, compare, measure, summarise_long_form
+from prosody_selection_design import design
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SETS = HERE / "prosody_sets"
-CORPUS = "ljspeech_longform"
-CONTOUR_POINTS = 100
-PAUSE_MS = 100.0
 # Systems of part 2: the four selectors; the syntactic one without the long-form rule and on the raw bank
 # (session offsets left in); and bounds that are not selectors: `random` (a random bank embedding of
 # the voice per sentence: variation without linguistic information) and `oracle` (each clip's own
@@ -82,267 +54,6 @@ SYSTEMS = {
     "oracle": {"method": "oracle", "session_normalised": False},
     "oracle, session-normalised": {"method": "oracle"},
 }
-
-
-# --- Part 1: design by leave-one-out on the training bank ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class RecordedF0:
-    """Each training clip's recorded F0 (from the acoustic feature cache), NaN where it has too little voicing."""
-
-    std: np.ndarray  # (clips,) semitones
-    contours: np.ndarray  # (clips, CONTOUR_POINTS) semitones, voiced frames resampled as in part 2
-
-    def contour_rmse(self, predicted: np.ndarray) -> float:
-        """Mean log-F0 RMSE (semitones) of `predicted` contours (one per clip, or one for all) against the clips'."""
-        errors = np.sqrt(np.mean((np.broadcast_to(predicted, self.contours.shape) - self.contours) ** 2, axis=1))
-        return float(np.nanmean(errors))
-
-
-def recorded_f0(utterance_ids: list[str], corpora: dict[str, str]) -> RecordedF0:
-    from reader.training.acoustic.data import FeatureCache, Utterance
-
-    cache = FeatureCache()
-    tracks = []
-    for utterance_id in utterance_ids:
-        corpus = corpora[utterance_id]
-        features = cache.load(Utterance(corpus, utterance_id, "", "", data_dir() / corpus / "wavs" / f"{utterance_id}.flac"))
-        tracks.append(F0Track.of(semitones(features.f0_hz[features.f0_hz > 0])))
-    return RecordedF0(np.array([t.std for t in tracks]), np.stack([t.contour() for t in tracks]))
-
-
-@dataclass(frozen=True)
-class LeaveOneOut:
-    embedding_error: float  # vs a random pick (1.0)
-    f0_std_correlation: float
-    contour_rmse: float  # the neighbour's recorded F0 contour as a prediction of the clip's (semitones)
-    consecutive_repeats: float  # share of clips (in reading order) given the same neighbour as the previous one
-    same_section: float  # share of neighbours from the clip's own book section (LJ001 / LJ002)
-
-
-def random_others(n: int) -> np.ndarray:
-    """For each of n clips, a different clip chosen at random (seeded)."""
-    picks = np.random.default_rng(0).integers(0, n - 1, size=n)
-    return picks + (picks >= np.arange(n))
-
-
-def within_random_pools(similarity: np.ndarray, size: int) -> np.ndarray:
-    """`similarity` with each clip's choice limited to `size` random other clips (seeded): a smaller bank."""
-    rng = np.random.default_rng(0)
-    limited = np.full_like(similarity, -np.inf)
-    for i, row in enumerate(similarity):
-        pool = rng.choice(np.delete(np.arange(len(row)), i), size, replace=False)
-        limited[i, pool] = row[pool]
-    return limited
-
-
-def mean_pairwise_distance(embeddings: np.ndarray) -> float:
-    """Expected embedding distance between two different clips: the error of a random pick."""
-    return float(np.linalg.norm(embeddings[:, None] - embeddings[None], axis=-1).sum() / (len(embeddings) * (len(embeddings) - 1)))
-
-
-def leave_one_out(
-    similarity: np.ndarray, embeddings: np.ndarray, random_pick: float, recorded: RecordedF0, sections: np.ndarray, avoid_recent: int = 0
-) -> LeaveOneOut:
-    similarity = similarity.copy()
-    np.fill_diagonal(similarity, -np.inf)
-    chosen, recent = [], []
-    for row in similarity:
-        order = np.argsort(-row, kind="stable")
-        pick = next((j for j in order if j not in recent), order[0])
-        chosen.append(pick)
-        recent = (recent + [pick])[-avoid_recent:] if avoid_recent else []
-    chosen = np.asarray(chosen)
-    error = np.linalg.norm(embeddings[chosen] - embeddings, axis=1).mean() / random_pick
-    f0_std = recorded.std
-    known = ~np.isnan(f0_std) & ~np.isnan(f0_std[chosen])
-    correlation = np.corrcoef(f0_std[chosen][known], f0_std[known])[0, 1]
-    return LeaveOneOut(
-        round(float(error), 4),
-        round(float(correlation), 4),
-        round(recorded.contour_rmse(recorded.contours[chosen]), 3),
-        round(float(np.mean(chosen[1:] == chosen[:-1])), 4),
-        round(float(np.mean(sections[chosen] == sections)), 4),
-    )
-
-
-def design(models: Path) -> dict:
-    acoustic_manifest = json.loads((models / "acoustic" / "manifest.json").read_text())
-    sha = acoustic_manifest["files"]["text_to_mel"]["sha256"]
-    dim = acoustic_manifest["utterance_embedding_dim"]
-    bank_manifest = json.loads((models / "prosody_bank" / "manifest.json").read_text())
-    rows = bank_manifest["utterances"]
-    corpora = {row["id"]: row["corpus"] for row in rows}
-    encoder = SentenceEncoder.load(models / "bert")
-    bank = ProsodyBank.load(models / "prosody_bank", sha, dim)
-    raw_embeddings = ProsodyBank.load(models / "prosody_bank", sha, dim, session_normalised=False).acoustic_embeddings
-    result: dict = {}
-    for speaker in sorted({row["speaker"] for row in rows}):
-        index = [i for i, row in enumerate(rows) if row["speaker"] == speaker]
-        embeddings, raw = bank.acoustic_embeddings[index], raw_embeddings[index]
-        random_pick = mean_pairwise_distance(embeddings)
-        recorded = recorded_f0([rows[i]["id"] for i in index], corpora)
-        sections = np.array([rows[i]["session"] for i in index])  # LJ001 / LJ002; arctic_a / arctic_b
-        bert_mean = bank.bert_vectors[index]
-        bert_cls = encoder.encode([rows[i]["text"] for i in index], pooling="cls")
-
-        def syntactic(features: SyntacticFeatures) -> np.ndarray:
-            vectors = unit(np.stack([features.vector(rows[i]["distances"], rows[i]["n_words"]) for i in index]))
-            return vectors @ vectors.T
-
-        variants = {}
-        for bins in (8, 16, 32):
-            for weight in (0.0, 0.5, 1.0, 2.0):
-                variants[f"syntactic bins={bins} summary={weight}"] = syntactic(SyntacticFeatures(bins, weight))
-        chosen_syntax = syntactic(SyntacticFeatures())
-        variants["bert mean pooling"] = bert_mean @ bert_mean.T
-        variants["bert cls pooling"] = bert_cls @ bert_cls.T
-        for weight in (0.25, 0.5, 0.75):
-            variants[f"bert+syntactic w_syntax={weight}"] = (1 - weight) * variants["bert mean pooling"] + weight * chosen_syntax
-        table = {name: asdict(leave_one_out(s, embeddings, random_pick, recorded, sections)) for name, s in variants.items()}
-        if speaker.lower() == "lj":  # long-form: clips are in reading order
-            for k in (1, 3, 5):
-                table[f"syntactic avoid_recent={k}"] = asdict(leave_one_out(chosen_syntax, embeddings, random_pick, recorded, sections, avoid_recent=k))
-            for size in (40, 80, 160):  # would a bigger bank help? (the paper's voice had far more data)
-                table[f"syntactic, bank of {size} clips"] = asdict(leave_one_out(within_random_pools(chosen_syntax, size), embeddings, random_pick, recorded, sections, AVOID_RECENT))
-            table["syntactic, raw bank (session offsets kept)"] = asdict(leave_one_out(chosen_syntax, raw, mean_pairwise_distance(raw), recorded, sections, AVOID_RECENT))
-        centroid_error = np.linalg.norm(embeddings - embeddings.mean(0), axis=1).mean() / random_pick
-        result[speaker] = {
-            "clips": len(index),
-            "between_session_variance_share": round(float(1 - ((embeddings - embeddings.mean(0)) ** 2).sum() / ((raw - raw.mean(0)) ** 2).sum()), 4),
-            # How different the clips' embeddings are at all (the VAE prior has std 1 per dimension).
-            "embedding_std_per_dimension": round(float(embeddings.std(0).mean()), 6),
-            "centroid_embedding_error": round(float(centroid_error), 4),
-            # What the neighbour's prosody could do at best (model-free): the mean contour of the voice,
-            # the centroid's counterpart, against a random other clip's contour.
-            "mean_contour_rmse": round(recorded.contour_rmse(np.nanmean(recorded.contours, axis=0)), 3),
-            "random_contour_rmse": round(recorded.contour_rmse(recorded.contours[random_others(len(index))]), 3),
-            "variants": table,
-        }
-    return result
-
-
-# --- Part 2: synthesis against the recordings ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class F0Track:
-    """An utterance's F0 in semitones (re 100 Hz) over its voiced frames, in time order."""
-
-    semitones: np.ndarray
-
-    @classmethod
-    def of(cls, semitones: np.ndarray) -> F0Track:
-        voiced = semitones[np.isfinite(semitones)]
-        return cls(voiced if len(voiced) >= 10 else np.full(10, np.nan))
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.semitones))
-
-    @property
-    def range(self) -> float:  # 95th - 5th percentile
-        return float(np.percentile(self.semitones, 95) - np.percentile(self.semitones, 5))
-
-    @property
-    def final_movement(self) -> float:  # median of the last 20 % minus the median of all (a question's rise)
-        return float(np.median(self.semitones[int(0.8 * len(self.semitones)) :]) - np.median(self.semitones))
-
-    def contour(self) -> np.ndarray:
-        """Resampled to CONTOUR_POINTS: aligns two renditions of a text by relative duration."""
-        return np.interp(np.linspace(0, len(self.semitones) - 1, CONTOUR_POINTS), np.arange(len(self.semitones)), self.semitones)
-
-
-@dataclass(frozen=True)
-class VowelF0:
-    """F0 per vowel token in semitones (re 100 Hz), with the vowels' symbol ids: two renditions of a
-    text are compared vowel by vowel when their vowel sequences are the same."""
-
-    symbol_ids: np.ndarray
-    semitones: np.ndarray
-
-
-@dataclass
-class Measure:
-    audio_f0: F0Track  # Praat on the audio (what a listener hears; needs a decent vocoder)
-    model_f0: F0Track | None  # the acoustic model's own F0 over its vowel frames (synthesis only)
-    vowel_f0: VowelF0 | None  # synthesis: the model's; recording: Praat over the runtime aligner's vowels
-    words_per_second: float  # over the speech, leading and trailing silence excluded
-    pauses_ms: np.ndarray  # at each transcript word gap (Whisper times + silence detector)
-    wer: float
-
-
-def measure(audio: np.ndarray, sample_rate: int, text: str, whisper, model_semitones: np.ndarray | None = None, vowel_f0: VowelF0 | None = None) -> Measure:
-    start, end = energy_track(audio, sample_rate).speech_span()
-    words, _ = transcript_words(text)
-    pauses, wer = np.full(max(len(words) - 1, 0), np.nan), np.nan
-    if whisper is not None:
-        import ctranslate2
-        import jiwer
-
-        ctranslate2.set_random_seed(0)  # Whisper's temperature fallback samples: same audio, same words
-        heard = whisper_words(audio, sample_rate, whisper)
-        hypothesis = " ".join(filter(None, (letters(w.text) for w in spoken_whisper_words(heard))))
-        wer = jiwer.wer(" ".join(filter(None, (letters(w) for w in words))), hypothesis) if hypothesis else 1.0
-        if hypothesis:
-            pauses = np.array([gap.pause_ms for gap in label_audio("", audio, sample_rate, text, heard).gaps])
-    return Measure(
-        audio_f0=F0Track.of(pitch_semitones(audio, sample_rate)[1]),
-        model_f0=None if model_semitones is None else F0Track.of(model_semitones),
-        vowel_f0=vowel_f0,
-        words_per_second=len(words) / max(end - start, 1e-3),
-        pauses_ms=pauses,
-        wer=float(wer),
-    )
-
-
-def compare(synthesis: Measure, recording: Measure) -> dict:
-    paused_syn, paused_rec = synthesis.pauses_ms >= PAUSE_MS, recording.pauses_ms >= PAUSE_MS
-    row = {}
-    for source, track in (("model", synthesis.model_f0), ("audio", synthesis.audio_f0)):
-        a, b = track.contour(), recording.audio_f0.contour()
-        row |= f0_agreement(source, a, b, track.std, recording.audio_f0.std)
-    ours, theirs = synthesis.vowel_f0, recording.vowel_f0
-    same_vowels = len(ours.symbol_ids) == len(theirs.symbol_ids) and bool(np.all(ours.symbol_ids == theirs.symbol_ids))
-    if same_vowels and len(ours.semitones) > 2 and np.all(np.isfinite(theirs.semitones)):
-        row |= f0_agreement("aligned", ours.semitones, theirs.semitones, float(np.std(ours.semitones)), float(np.std(theirs.semitones)))
-    else:  # the front end read the transcript differently from the text, or Praat heard no voicing
-        row |= {key: np.nan for key in F0_KEYS if key.startswith("aligned_")}
-    return row | {
-        "pause_true_positives": int((paused_syn & paused_rec).sum()),
-        "pause_predicted": int(paused_syn.sum()),
-        "pause_actual": int(paused_rec.sum()),
-        "pause_length_error_ms": float(np.nanmean(np.abs(synthesis.pauses_ms - recording.pauses_ms))) if len(paused_rec) else np.nan,
-        "rate_ratio": synthesis.words_per_second / recording.words_per_second,
-        "wer": synthesis.wer,
-    }
-
-
-F0_SOURCES = ("model", "audio", "aligned")
-F0_KEYS = [f"{source}_{key}" for source in F0_SOURCES for key in ("f0_std_st", "f0_std_gap_st", "log_f0_rmse_st", "log_f0_correlation")]
-
-
-def f0_agreement(source: str, synthesis: np.ndarray, recording: np.ndarray, synthesis_std: float, recording_std: float) -> dict:
-    """Two F0 sequences of equal length (semitones) compared point by point."""
-    return {
-        f"{source}_f0_std_st": synthesis_std,
-        f"{source}_f0_std_gap_st": abs(synthesis_std - recording_std),
-        f"{source}_log_f0_rmse_st": float(np.sqrt(np.mean((synthesis - recording) ** 2))),
-        f"{source}_log_f0_correlation": float(np.corrcoef(synthesis, recording)[0, 1]),
-    }
-
-
-def summarise_long_form(per_clip: list[dict]) -> dict:
-    def mean(key: str) -> float:
-        return round(float(np.nanmean([c[key] for c in per_clip])), 4)
-
-    tp, predicted, actual = (sum(c[k] for c in per_clip) for k in ("pause_true_positives", "pause_predicted", "pause_actual"))
-    return {
-        **{key: mean(key) for key in (*F0_KEYS, "pause_length_error_ms", "wer", "rate_ratio")},
-        "pause_f1": round(2 * tp / max(predicted + actual, 1), 4),
-        "aligned_clips": int(np.isfinite([c["aligned_log_f0_rmse_st"] for c in per_clip]).sum()),
-    }
 
 
 def lj_voice(models: Path) -> str:
@@ -449,7 +160,7 @@ class OracleEmbedding:
 
 def recording_embeddings(reader, clips: list[tuple[str, str]]) -> dict[str, np.ndarray]:
     """utterance_encoder.onnx on each test recording, read as `reader transfer` reads a source."""
-    from reader.transfer import load_source
+    from reader.transfer_source import load_source
     from reader_runtime.features import FeatureSettings, log_mel_spectrogram
 
     acoustic = reader.acoustic

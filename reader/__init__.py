@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 __all__ = [
-    "Analyzer", "Audio", "AudioChunk", "Document", "ModelError", "Reader", "ReaderError", "SentenceTiming", "VoiceInfo", "WordTiming",
+    "Analyzer", "Audio", "AudioChunk", "Document", "MarkTiming", "ModelError", "Reader", "ReaderError", "SentenceTiming", "VoiceInfo", "WordTiming",
     "check_output", "list_voices", "read_document", "require_speakable",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
-    from .engine import Audio, AudioChunk, Reader, SentenceTiming, VoiceInfo, WordTiming, list_voices
+    from .engine import Audio, AudioChunk, MarkTiming, Reader, SentenceTiming, VoiceInfo, WordTiming, list_voices
     from .errors import ModelError, ReaderError
     from .frontend.analysis import Analyzer
     from .frontend.document import Document, read_document, require_speakable
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # Where each public name lives. Imported on first use, so `import reader` (the command line's
 # start-up) does not load numpy, onnxruntime and spaCy.
 _EXPORTS = {
-    "Audio": "engine", "AudioChunk": "engine", "Reader": "engine", "SentenceTiming": "engine", "WordTiming": "engine",
+    "Audio": "engine", "AudioChunk": "engine", "MarkTiming": "engine", "Reader": "engine", "SentenceTiming": "engine", "WordTiming": "engine",
     "VoiceInfo": "engine", "list_voices": "engine", "Analyzer": "frontend.analysis",
     "Document": "frontend.document", "read_document": "frontend.document", "require_speakable": "frontend.document",
     "ModelError": "errors", "ReaderError": "errors", "check_output": "io.sinks",

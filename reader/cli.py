@@ -15,6 +15,9 @@ from .errors import ReaderError, as_reader_error
 from .prosody_prediction import DEFAULT_PROSODY, PROSODY_MODES
 from .prosody_selection import SELECTORS
 from .transfer import DEFAULT_MODE, MODES
+from .vocoders import DEFAULT_VOCODER, VOCODERS
+
+VOCODER_HELP = f"studio: HiFi-GAN, the better sound; fast: for slow machines and many streams (default: {DEFAULT_VOCODER})"
 
 ANALYSIS_SCHEMA_VERSION = 1
 
@@ -48,7 +51,7 @@ def sentence_json(sentence, chapter_title: str | None, prosody=None) -> dict:
             }
             for w, brk, reset in zip(sentence.words, sentence.breaks, sentence.resets)
         ],
-    } | ({"prosody": prosody.as_json()} if prosody is not None else {})
+    } | ({"prosody": prosody.as_json()} if prosody is not None else {}) | ({"ssml": sentence.ssml.as_json()} if sentence.ssml else {})
 
 
 def format_prosody(selection) -> str:
@@ -76,6 +79,8 @@ def format_sentence(index: int, sentence, prosody=None) -> str:
     ]
     if prosody is not None:
         lines.append(format_prosody(prosody))
+    if sentence.ssml is not None:
+        lines.append(f"  ssml:      {sentence.ssml.describe(sentence.words)}")
     return "\n".join(lines)
 
 
@@ -106,13 +111,19 @@ def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
 
 def _speak(args: argparse.Namespace, output: str | None, pace_seconds: float | None) -> int:
     from . import Reader, check_output, read_document, require_speakable
+    from .vocoders import use_fast_unless_real_time
 
     text = read_document(args.file)
     require_speakable(text, args.file)
     check_output(output)
-    reader = Reader(voice=args.voice, speed=args.speed, device=args.device, parser=args.parser, lexicon=args.lexicon, prosody=args.prosody)
+    reader = Reader(
+        voice=args.voice, speed=args.speed, device=args.device, parser=args.parser, lexicon=args.lexicon, prosody=args.prosody,
+        sentence_pause=args.sentence_pause, paragraph_pause=args.paragraph_pause, vocoder=args.vocoder,
+    )  # fmt: skip
+    if output is None:  # playback must never stutter
+        use_fast_unless_real_time(reader)
     # Playback and piped output start before the parser is ready (README: "Start-up"); files wait for it.
-    reader.speak(text, output, pace_seconds=pace_seconds, quick_start=output in (None, "-"), source=_input_name(args.file))
+    reader.speak(text, output, pace_seconds=pace_seconds, quick_start=output in (None, "-"), source=_input_name(args.file), marks=args.marks)
     return 0
 
 
@@ -128,6 +139,8 @@ def cmd_play(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
     from .audiobook import is_folder_output
 
+    if args.marks and is_folder_output(args.output):
+        raise ReaderError("--marks writes the marks of one audio file; an audiobook's timings are in its manifest")
     if is_folder_output(args.output):
         return _render_book(args, out)
     if args.format or args.jobs != 1 or args.ray or args.overwrite:
@@ -138,7 +151,10 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
 def _render_book(args: argparse.Namespace, out: TextIO) -> int:
     from .audiobook import RenderOptions, render_book
 
-    options = RenderOptions(args.voice, args.speed, args.device, args.parser, args.lexicon and os.path.abspath(args.lexicon), args.prosody)
+    options = RenderOptions(
+        args.voice, args.speed, args.device, args.parser, args.lexicon and os.path.abspath(args.lexicon), args.prosody,
+        sentence_pause=args.sentence_pause, paragraph_pause=args.paragraph_pause, vocoder=args.vocoder,
+    )  # fmt: skip
     manifest = render_book(args.file, args.output, options, args.format or "flac", args.jobs, args.ray, args.overwrite)
     minutes = manifest["duration"] / 60
     out.write(f"{len(manifest['chapters'])} chapters, {minutes:.1f} min: {os.path.join(args.output, manifest['book']['file'])}\n")
@@ -150,7 +166,7 @@ def cmd_transfer(args: argparse.Namespace, out: TextIO) -> int:
 
     require_speakable(args.text, "--text")
     check_output(args.output)
-    reader = Reader(voice=args.voice, device=args.device, lexicon=args.lexicon, prosody="centroid")
+    reader = Reader(voice=args.voice, device=args.device, lexicon=args.lexicon, prosody="centroid", vocoder=args.vocoder)
     plan = reader.prepare_transfer(args.source, args.text, source_voice=args.source_voice, mode=args.prosody_mode, force=args.force)
     for note in plan.notes():
         print(f"reader: {note}", file=sys.stderr)
@@ -168,16 +184,19 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     if args.no_http and not args.wyoming:
         raise ReaderError("--no-http leaves nothing to serve: give --wyoming URI too")
     api_key = args.api_key or os.environ.get("READER_API_KEY") or None
-    settings = ServiceSettings(max_streams=args.max_streams, max_input_chars=args.max_input_chars, api_key=api_key, voice=args.voice)
+    settings = ServiceSettings(max_streams=args.max_streams, max_input_chars=args.max_input_chars, api_key=api_key, voice=args.voice, body_timeout=args.request_timeout, workers=args.workers)
     return run(settings, args.host, None if args.no_http else args.port, wyoming=args.wyoming, grace=args.grace)
 
 
 def cmd_voices(args: argparse.Namespace, out: TextIO) -> int:
     from . import list_voices
+    from .paths import models_dir
+    from .vocoders import available_vocoders
 
+    vocoders = ", ".join(available_vocoders(models_dir()))  # one studio generator serves every voice
     for voice in list_voices():
         marks = [m for m, on in (("default", voice.default), ("synthetic", voice.synthetic)) if on]
-        out.write(f"{voice.name}{'  (' + ', '.join(marks) + ')' if marks else ''}\n")
+        out.write(f"{voice.name}{'  (' + ', '.join(marks) + ')' if marks else ''}  vocoders: {vocoders}\n")
     return 0
 
 
@@ -223,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--prosody", choices=PROSODY_MODES,
             help=f"how each sentence's prosody is chosen: an acoustic-embedding selector, or 'predicted' from syntax and context (default: {DEFAULT_PROSODY})",
         )  # fmt: skip
+        speak.add_argument("--vocoder", choices=VOCODERS, help=VOCODER_HELP)
+        speak.add_argument("--sentence-pause", type=float, metavar="SECONDS", help="silence after each sentence (default 0.5)")
+        speak.add_argument("--paragraph-pause", type=float, metavar="SECONDS", help="silence after each paragraph and heading (default 1.0)")
+        speak.add_argument("--marks", metavar="FILE.jsonl", help="also write speech marks (Amazon Polly's JSON lines: sentence, word and SSML <mark> times)")
         if name == "render":
             speak.add_argument("--format", help="audiobook chapter files: flac (default), wav, ogg, opus or mp3")
             speak.add_argument("--jobs", type=int, default=1, help="audiobook chapters rendered in parallel processes")
@@ -243,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--force", action="store_true", help="transfer even if the transcript does not seem to match the recording")
     transfer.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the models run")
     transfer.add_argument("--lexicon", help="user pronunciation lexicon")
+    transfer.add_argument("--vocoder", choices=VOCODERS, help=VOCODER_HELP)
     transfer.set_defaults(run=cmd_transfer)
 
     serve = sub.add_parser("serve", help="serve speech over HTTP (OpenAI's /v1/audio/speech, with word timings) and Wyoming")
@@ -253,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $READER_API_KEY; none: open)")
     serve.add_argument("--voice", help="default voice (see `reader voices`)")
     serve.add_argument("--grace", type=float, default=30.0, help="seconds streams in flight may take to finish after SIGTERM")
+    serve.add_argument("--request-timeout", type=float, default=10.0, help="seconds a request body may take to arrive (408 after)")
+    serve.add_argument("--workers", type=int, default=2, help="threads all streams' synthesis shares, earliest deadline first (0: threads per stream)")
     serve.add_argument("--wyoming", metavar="URI", help="also serve the Wyoming protocol here, e.g. tcp://127.0.0.1:10200")
     serve.add_argument("--no-http", action="store_true", help="serve Wyoming only")
     serve.set_defaults(run=cmd_serve)

@@ -7,26 +7,29 @@ document -> Analyzer (sentences, prosody plan) -> reader.model_inputs (token arr
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterable, AsyncIterator, Iterable, Iterator
 
 import numpy as np
 
-from reader_runtime.stream import AudioChunk, SentenceTiming, SynthesisRequest, WordTiming
+from reader_runtime.stream import AudioChunk, MarkTiming, SentenceTiming, SynthesisRequest, WordTiming
 
 from .frontend.analysis import Analyzer, SentenceAnalysis
 from .frontend.document import Document
 from .errors import ModelError, ReaderError, as_reader_error
-from .model_inputs import sentence_to_inputs
+from .model_inputs import sentence_to_inputs, token_inputs
 from .models import check_models, reading_models
 from .paths import models_dir
 from .frontend.prosody import BreakLevel
 from .prosody_prediction import DEFAULT_PROSODY, LONE_SENTENCE, PREDICTED, PROSODY_MODES, ReadingContext, SentenceCodes
 from .prosody_selection import ProsodySelector, Selection
+from .vocoders import load_vocoder
+from .ssml_requests import ssml_settings
 
 if TYPE_CHECKING:
     from .io.sinks import AudioSink
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     # What a Reader reads: a text (plain, Markdown), a split Document, or a prosody transfer plan.
     Readable = str | Document | TransferPlan
 
-__all__ = ["Audio", "AudioChunk", "PlannedSentence", "Reader", "SentenceTiming", "WordTiming"]
+__all__ = ["Audio", "AudioChunk", "MarkTiming", "PlannedSentence", "Reader", "SentenceTiming", "WordTiming"]
 
 DEFAULT_VOICE = "lj"
 
@@ -45,6 +48,7 @@ DEFAULT_VOICE = "lj"
 # set here: 0.5 s is the upper quartile of LJ's pauses at full stops inside clips, and a paragraph
 # gets twice that, the usual audiobook practice.
 FINAL_PAUSE_SECONDS = {BreakLevel.SENTENCE: 0.5, BreakLevel.PARAGRAPH: 1.0}
+MAX_PAUSE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Audio:
     sample_rate: int
     sentences: tuple[SentenceTiming, ...] = field(default=())
     words: tuple[WordTiming, ...] = field(default=())
+    marks: tuple[MarkTiming, ...] = field(default=())  # SSML <mark>s
 
     @property
     def seconds(self) -> float:
@@ -105,6 +110,9 @@ class Reader:
         threads: int = 0,
         models: Path | None = None,
         prosody: str | None = None,
+        sentence_pause: float | None = None,
+        paragraph_pause: float | None = None,
+        vocoder: str | None = None,
     ) -> None:
         """
         voice: a name from `voices()` (default "lj"); speed: 0.25-4 (1 = the voice's own pace);
@@ -115,6 +123,12 @@ class Reader:
         (reader.prosody_selection) or "predicted" (phoneme-level codes from the linguistic code
         predictor, reader.prosody_prediction) (default: DEFAULT_PROSODY; a mode named here whose
         models are unusable is a ModelError, the default falls back with a warning).
+        sentence_pause / paragraph_pause: seconds of silence after a sentence / after a paragraph or
+        heading, 0-10 (default: FINAL_PAUSE_SECONDS, 0.5 and 1.0); like every pause they scale with `speed`.
+        vocoder: "studio" (HiFi-GAN V1 on the fast vocoder's output: better sound, about 30 times the
+        vocoder compute) or "fast" (reader.vocoders; default DEFAULT_VOCODER; OpenAI's tts-1-hd / tts-1).
+        A studio vocoder named here whose model is missing or corrupt is a ModelError; the default falls
+        back to fast with a warning. `vocoder_name` says which one reads.
         Raises ReaderError for a bad setting and ModelError for a missing or corrupt model: every model
         a reading uses is checked against its manifest here (reader.models).
         """
@@ -128,6 +142,12 @@ class Reader:
         if prosody is not None and prosody not in PROSODY_MODES:
             raise ReaderError(f"unknown prosody mode {prosody!r}: use one of {', '.join(PROSODY_MODES)}")
         self.speed = speed
+        self.final_pauses = dict(FINAL_PAUSE_SECONDS)  # seconds after a sentence and a paragraph
+        for level, seconds, name in ((BreakLevel.SENTENCE, sentence_pause, "sentence"), (BreakLevel.PARAGRAPH, paragraph_pause, "paragraph")):
+            if seconds is not None:
+                if not 0.0 <= seconds <= MAX_PAUSE_SECONDS:
+                    raise ReaderError(f"{name} pause {seconds} is out of range: use 0 to {MAX_PAUSE_SECONDS:g} seconds")
+                self.final_pauses[level] = float(seconds)
         folder = models or models_dir()
         check_models(reading_models(folder))
         options = SessionOptions(device=device, intra_op_threads=threads)
@@ -143,6 +163,8 @@ class Reader:
                 f"the vocoder ({folder / 'vocoder'}) was made for other features than the acoustic model ({folder / 'acoustic'}): "
                 f"{asdict(self.vocoder.spec.features)} vs {acoustic_features}"
             )
+        self.fast_vocoder = self.vocoder
+        self.vocoder_name, self.vocoder = load_vocoder(vocoder, folder, self.fast_vocoder, options)
         self.analyzer = Analyzer(parser=parser, lexicon=lexicon)
         # Per-sentence acoustic embedding (reader.prosody_selection): predicted prosody reads with the
         # centroid and puts the sentence's melody in its phoneme-level codes instead.
@@ -163,8 +185,6 @@ class Reader:
         """The synthesis request for one analysed sentence (`selection`: its reader.prosody_selection
         choice, made here without long-form memory if not given; `context`: where it stands in its
         paragraph, for a predicted-prosody variant that reads it, a lone sentence if not given)."""
-        from reader_runtime.acoustic import TokenInputs
-
         inputs = sentence_to_inputs(sentence)
         boundary = inputs.boundary_mask
         levels = np.where(boundary, inputs.break_ids - 1, -1)
@@ -172,16 +192,17 @@ class Reader:
         if final >= BreakLevel.SENTENCE:
             levels[np.flatnonzero(boundary)[-1]] = int(final)
         pause_frames = np.full(len(inputs), -1.0, np.float32)
-        if final in FINAL_PAUSE_SECONDS:
+        if final in self.final_pauses:
             frames_per_second = self.sample_rate / self.acoustic.hop_length
-            pause_frames[np.flatnonzero(boundary)[-1]] = round(FINAL_PAUSE_SECONDS[final] * frames_per_second)
-        tokens = TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
+            pause_frames[np.flatnonzero(boundary)[-1]] = round(self.final_pauses[final] * frames_per_second)
+        tokens = token_inputs(inputs)
         embedding = (selection or self.prosody.select(sentence)).embedding
         codes = self.predicted.codes(sentence, self.speaker.id, context) if self.predicted is not None else None
         word_spans = np.array([(w.start, w.end) for w in sentence.words], np.int64).reshape(-1, 2)
+        voice = ssml_settings(sentence, inputs, levels, pause_frames, self.final_pauses, self.sample_rate / self.acoustic.hop_length)
         return SynthesisRequest(
             tokens, inputs.word_indices, levels, pause_frames, self.speaker, embedding, self.speed, sentence,
-            word_spans=word_spans, char_span=(sentence.start, sentence.end), text=sentence.text, prosody_codes=codes,
+            word_spans=word_spans, char_span=(sentence.start, sentence.end), text=sentence.text, prosody_codes=codes, **voice,
         )  # fmt: skip
 
     def split(self, text: str) -> Document:
@@ -212,7 +233,9 @@ class Reader:
             request = self.request(planned.analysis, planned.selection, planned.context)
             yield request if speed is None else replace(request, speed=speed)
 
-    async def stream(self, text: Readable, pace_seconds: float | None = None, quick_start: bool = False, speed: float | None = None) -> AsyncIterator[AudioChunk]:
+    async def stream(
+        self, text: Readable, pace_seconds: float | None = None, quick_start: bool = False, speed: float | None = None, executor: Executor | None = None
+    ) -> AsyncIterator[AudioChunk]:
         """Audio chunks (runtime.stream.AudioChunk) of `text` as they are synthesised, phrase by phrase.
 
         Each chunk carries the words (`chunk.words`) and sentences (`chunk.sentences`) that start in
@@ -225,6 +248,8 @@ class Reader:
         punctuation rather than wait for it; the first sentence may then sound different from run to
         run. Without it (the default) the same text always gives the same audio. `speed`: this
         reading's pace, 0.25-4 (default: the Reader's; a service reads each request at its own speed).
+        `executor`: where the analysis and the models run (default: threads of this stream's own; a
+        service passes one pool for all its streams, see stream_requests()).
 
         Closing the stream (`await stream.aclose()`, or leaving `async with
         contextlib.aclosing(reader.stream(...))`) returns once its worker threads have stopped; only
@@ -234,42 +259,49 @@ class Reader:
         if not isinstance(text, (str, Document)):  # a prosody transfer plan: its one request
             if not callable(getattr(text, "request", None)):
                 raise TypeError(f"expected a str, a Document or a transfer plan, got {type(text).__name__}")
-            async with contextlib.aclosing(self.stream_requests([text.request()], pace_seconds)) as chunks:
+            async with contextlib.aclosing(self.stream_requests([text.request()], pace_seconds, executor)) as chunks:
                 async for chunk in chunks:
                     yield chunk
             return
-        loop = asyncio.get_running_loop()
-        analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
+        analysis = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         sentences = self.requests(text, quick_start, speed)
         first_audio = asyncio.Event()
+        pending = None  # the analysis step in progress
 
         async def analysed() -> AsyncIterator[SynthesisRequest]:
-            while (request := await loop.run_in_executor(analysis, next, sentences, None)) is not None:
+            nonlocal pending
+            while (request := await asyncio.wrap_future(pending := analysis.submit(next, sentences, None))) is not None:
                 yield request
                 # Parsing ahead waits for the first audio: until then nothing competes with the first
                 # sentence for the CPU and the GIL (time to first audio).
                 await first_audio.wait()
 
         try:
-            async with contextlib.aclosing(self.stream_requests(analysed(), pace_seconds)) as chunks:
+            async with contextlib.aclosing(self.stream_requests(analysed(), pace_seconds, executor)) as chunks:
                 async for chunk in chunks:
                     first_audio.set()
                     yield chunk
         finally:
             # Wait for the sentence being analysed off the event loop, then drop the analysis generator.
-            await asyncio.to_thread(analysis.shutdown, wait=True, cancel_futures=True)
+            if executor is None:
+                await asyncio.to_thread(analysis.shutdown, wait=True, cancel_futures=True)
+            elif pending is not None and not pending.cancel():
+                await asyncio.to_thread(concurrent.futures.wait, [pending])
             sentences.close()
 
     async def stream_requests(
-        self, requests: Iterable[SynthesisRequest] | AsyncIterable[SynthesisRequest], pace_seconds: float | None = None
+        self, requests: Iterable[SynthesisRequest] | AsyncIterable[SynthesisRequest], pace_seconds: float | None = None, executor: Executor | None = None
     ) -> AsyncIterator[AudioChunk]:
         """Audio chunks of ready-made synthesis requests, phrase by phrase through one vocoder stream:
         the engine's one way to audio, which stream() and every method below use. A request comes from
         request(), or carries prosody from elsewhere (a prosody transfer plan's request(): codes and an
-        F0 contour). Closing it returns once the sentence in progress is finished, as for stream()."""
+        F0 contour). Closing it returns once the sentence in progress is finished, as for stream().
+        `executor`: run the models' calls there (a service's shared, deadline-ordered pool; it then
+        decodes one sentence ahead rather than four, so that many streams' look-ahead waits its turn)."""
         from reader_runtime.stream import StreamingSynthesizer
 
-        synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds)
+        ahead = {"max_queued": 1} if executor is not None else {}
+        synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds, executor=executor, **ahead)
         try:
             async with contextlib.aclosing(synthesizer.stream(requests)) as chunks:
                 async for chunk in chunks:
@@ -298,16 +330,19 @@ class Reader:
         samples: list[np.ndarray] = []
         sentences: list[SentenceTiming] = []
         words: list[WordTiming] = []
+        marks: list[MarkTiming] = []
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 samples.append(chunk.samples)
                 sentences.extend(chunk.sentences)
                 words.extend(chunk.words)
+                marks.extend(chunk.marks)
         whole = np.concatenate(samples) if samples else np.zeros(0, np.float32)
-        return Audio(whole, self.sample_rate, tuple(sentences), tuple(words))
+        return Audio(whole, self.sample_rate, tuple(sentences), tuple(words), tuple(marks))
 
     def speak(
-        self, text: Readable, output: str | os.PathLike | AudioSink | None = None, pace_seconds: float | None = None, quick_start: bool = False, source: str = "the text"
+        self, text: Readable, output: str | os.PathLike | AudioSink | None = None, pace_seconds: float | None = None, quick_start: bool = False, source: str = "the text",
+        marks: str | os.PathLike | None = None,
     ) -> float:
         """Read `text` into `output` and return the seconds of audio written: the one way every front
         door (the command line, the audiobook, the service) sends a reading to a sink.
@@ -317,29 +352,43 @@ class Reader:
         reader.io.sinks.AudioSink. `pace_seconds` and `quick_start` as in stream(). An error or
         interruption cancels the sink (playback stops, a partial file is deleted). Raises ReaderError
         for an unwritable output, a full disk, or a text with nothing speakable (named by `source`).
+        `marks`: also write speech marks there (reader.marks: Amazon Polly's JSON lines, byte offsets
+        into `text`), renamed into place with the audio.
         """
         from .io.sinks import AudioSink, open_sink
+        from .marks import SpeechMarksFile
 
         async def pump(sink: AudioSink) -> int:
             samples = 0
             async with contextlib.aclosing(self.stream(text, pace_seconds, quick_start)) as stream:
                 async for chunk in stream:
                     await asyncio.to_thread(sink.write, chunk.samples)
+                    if marks_file is not None:
+                        marks_file.write(chunk)
                     samples += len(chunk.samples)
             return samples
 
-        with output if isinstance(output, AudioSink) else open_sink(output, self.sample_rate) as sink:
-            samples = _run_to_completion(pump(sink))
-            if samples == 0:
-                raise ReaderError(f"nothing speakable in {source}")
+        marks_file = None if marks is None else SpeechMarksFile(marks, text.text if isinstance(text, Document) else text if isinstance(text, str) else "")
+        try:
+            with output if isinstance(output, AudioSink) else open_sink(output, self.sample_rate) as sink:
+                samples = _run_to_completion(pump(sink))
+                if samples == 0:
+                    raise ReaderError(f"nothing speakable in {source}")
+        except BaseException:
+            if marks_file is not None:
+                marks_file.discard()
+            raise
+        if marks_file is not None:
+            marks_file.commit()
         return samples / self.sample_rate
 
-    def render(self, text: Readable, path: str | os.PathLike) -> float:
+    def render(self, text: Readable, path: str | os.PathLike, marks: str | os.PathLike | None = None) -> float:
         """Read `text` into an audio file (.wav or .flac, 16-bit) and return its length in seconds
-        (speak() into a file: nothing under the final name on error; memory flat however long the text)."""
+        (speak() into a file: nothing under the final name on error; memory flat however long the text).
+        `marks`: a path for the reading's speech marks (Polly's JSON lines, see speak())."""
         from .io.sinks import check_file_target
 
-        return self.speak(text, check_file_target(path), source=str(path))
+        return self.speak(text, check_file_target(path), source=str(path), marks=marks)
 
     def prosody_transfer(self) -> ProsodyTransfer:
         """The prosody transfer stages (reader.transfer) over this reader's acoustic model and front end:

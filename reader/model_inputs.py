@@ -1,32 +1,21 @@
 """What the acoustic model reads: the symbol table and sentence analyses turned into id arrays.
 
-Shared by training and the runtime (numpy only). A sentence becomes
-
-    <bos>  phonemes of word 1  <break:LEVEL1>  phonemes of word 2  <break:LEVEL2> ...  word n  <break:LEVELn>
-
-with one boundary token after every word, whose symbol is the break level after that word (NONE,
-MINOR, MAJOR inside a sentence; SENTENCE or PARAGRAPH after the last word). Why a token after every
-word and not only at punctuation: the aligner must be able to put a pause wherever the speaker
-paused, and monotonic alignment gives every token at least one frame, so a NONE boundary costs one
-frame (12 ms) at most. The boundary token's duration is the pause length, which the front end can
-set per break level through the decoder's duration override. `<bos>` absorbs leading silence.
-
-A PARAGRAPH break is given to the model as a SENTENCE break: the training clips carry no paragraph
-information (an LJ clip ends wherever the recording was cut, a kathleen clip is an isolated
-sentence), so a paragraph token would never be trained. The longer paragraph pause is the runtime's
-to set, through the duration override of the final boundary token.
-
-Phonemes are the 39 ARPAbet base symbols; a vowel's stress digit is a separate feature so that the
-three stress variants of a vowel share its embedding (1.6 hours of speech is little data).
+Shared by training and the runtime (numpy only). A sentence becomes `<bos>`, then each word's phonemes
+followed by one boundary token whose symbol is the break level after that word. A PARAGRAPH break is
+given to the model as a SENTENCE break (the runtime sets the longer pause); a vowel's stress digit is a
+separate feature. Why: docs/model-inputs.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:  # reader_runtime loads onnxruntime: imported where used
+    from reader_runtime.acoustic import TokenInputs
 
 ARPABET = (
     "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY",
@@ -86,6 +75,13 @@ class ModelInputs:
     def phoneme_mask(self) -> np.ndarray:
         """True at phoneme tokens (those of a word; not <bos> nor boundaries)."""
         return self.word_indices >= 0
+
+
+def token_inputs(inputs: ModelInputs) -> TokenInputs:
+    """The runtime's acoustic-model feeds (reader_runtime.acoustic.TokenInputs) of `inputs`."""
+    from reader_runtime.acoustic import TokenInputs
+
+    return TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
 
 
 def split_stress(phoneme: str) -> tuple[str, int]:

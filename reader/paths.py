@@ -27,13 +27,16 @@ def models_dir() -> Path:
         raise ModelError(f"the shipped models (package {MODELS_PACKAGE}) are not installed: reinstall reader-engine or set READER_MODELS_DIR") from None
 
 
+def _user_dir(override: str, xdg: str, fallback: str) -> Path:
+    """$override, else $xdg/reader, else ~/fallback/reader (the XDG base directories)."""
+    if os.environ.get(override):
+        return Path(os.environ[override])
+    return Path(os.environ.get(xdg) or str(Path.home() / fallback)) / "reader"
+
+
 def config_dir() -> Path:
     """The user's configuration folder (XDG), e.g. ~/.config/reader; READER_CONFIG_DIR overrides it."""
-    override = os.environ.get("READER_CONFIG_DIR")
-    if override:
-        return Path(override)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "reader"
+    return _user_dir("READER_CONFIG_DIR", "XDG_CONFIG_HOME", ".config")
 
 
 def data_dir() -> Path:
@@ -54,9 +57,5 @@ def data_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Caches of derived features (outside git); READER_CACHE_DIR overrides it."""
-    override = os.environ.get("READER_CACHE_DIR")
-    if override:
-        return Path(override)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "reader"
+    """Caches of derived features (outside git), e.g. ~/.cache/reader; READER_CACHE_DIR overrides it."""
+    return _user_dir("READER_CACHE_DIR", "XDG_CACHE_HOME", ".cache")

@@ -1,25 +1,13 @@
 """Prosody by prediction (issue 15): a sentence's linguistic context -> the acoustic model's
 phoneme-level CopyCat prosody codes.
 
-Embedding selection cannot move long-form prosody on this data (benchmarks/results/prosody_selection.md):
-the melody lives in the phoneme-level codes, which the acoustic model follows closely when they come
-from a recording. The code predictor here replaces the acoustic model's own (text-only, five tokens of
-context) predictor with one that reads, each switchable by its feature set:
-
-- `phonemes`: the phonemes, stress and word position, with boundaries from punctuation alone (what a
-  reader without a parser knows), and the token's relative position in its sentence;
-- `syntax`: + the front end's break plan (parser + break model) and the syntactic distances around
-  each word (`syntax_features`);
-- `bert`: + contextual MiniLM word vectors (`SentenceEncoder.word_vectors`, the encoder shipped for
-  selection);
-- `syntax+bert`: both;
-- `syntax+context`, `bert+context`: + long-form context (`ReadingContext`): the MiniLM sentence vector
-  of the unit read just before (zeros at the start of a paragraph, or for a lone sentence) and whether
-  that unit stopped mid-sentence.
-All share one architecture and one ONNX signature (inputs a feature set does not use are zeros), so
-they differ only in what they are told: the seed's comparison (Tyagi et al., Interspeech 2020) redone
-for prediction. Trained by reader.training.code_predictor; compared by
-benchmarks/prosody_prediction.py.
+Embedding selection cannot move long-form prosody on this data; the melody lives in the codes. This
+code predictor replaces the acoustic model's own (text-only) one with one that reads, by feature set:
+`phonemes` (with punctuation breaks), `syntax` (+ the break plan and syntactic distances), `bert`
+(+ contextual MiniLM word vectors), `syntax+bert`, and `syntax+context` / `bert+context` (+ the unit
+read just before, `ReadingContext`). All share one architecture and ONNX signature (unused inputs are
+zeros). Trained by reader.training.code_predictor, compared by benchmarks/prosody_prediction.py; the
+details: docs/prosody.md#prosody-prediction-issue-15.
 """
 
 from __future__ import annotations

@@ -1,62 +1,19 @@
 """Linguistics-driven acoustic embedding selection (Tyagi et al., Interspeech 2020; issue 5).
 
-A VAE acoustic model needs one utterance embedding per sentence. The centroid of the speaker's
-training embeddings is reliable but monotonous. The other selectors give every sentence a
-linguistic vector, find the training utterance of the same speaker whose vector has the highest
-cosine similarity, and synthesise the sentence with that utterance's acoustic embedding (the
-paper's nearest-neighbour look-up, no learned projection). The bank of training utterances is
+A VAE acoustic model needs one utterance embedding per sentence. `centroid` takes the speaker's
+centroid of its training embeddings; `syntactic` (SyntacticFeatures), `bert` (SentenceEncoder) and
+`bert+syntactic` give the sentence a linguistic vector and take the acoustic embedding of the same
+speaker's training utterance nearest to it (the paper's look-up, no learned projection). The bank is
 built by `python -m reader.training.embedding_bank`.
 
-Selectors:
-- `centroid`: the speaker's centroid (the manifest's default).
-- `syntactic`: a fixed-length vector from the syntactic distances (see `SyntacticFeatures`).
-- `bert`: the MiniLM sentence vector (int8 ONNX, mean pooling; see `SentenceEncoder`).
-- `bert+syntactic`: a weighted sum of the two cosine similarities (BERT_SYNTAX_WEIGHT on syntax).
-
-Choices the paper leaves open, made by measurement (benchmarks/prosody_selection.py: leave-one-out
-over the training bank, train split only; numbers in benchmarks/results/prosody_selection.md). The
-measure that does not depend on the acoustic model: Pearson r between the recorded F0 std of a
-clip and of the neighbour a selector picks for it (LJ, 315 clips; standard error about 0.055):
-- Distance vectors of different lengths: only the order of distances matters, so they are turned into
-  dense ranks scaled to [-1, 1] (invariant to any increasing transform, scale included), then
-  max-pooled onto PROFILE_BINS equal-width bins over the sentence (a long sentence keeps its major
-  breaks, a short one becomes a step function), and followed by summary features of the tree:
-  relative position of the largest break, log word count and number of distinct levels (a depth
-  proxy), weighted by SUMMARY_WEIGHT. r = 0.19 with 8 bins and weight 0.5 (0.13-0.22 over 8/16/32
-  bins and weights 0-2, all within noise of each other; 8 bins also gave the lowest embedding error
-  on an early model).
-- BERT pooling: mean over tokens (r = -0.04 against -0.09 for [CLS]; mean also predicts the
-  embedding better). BERT neighbours carry no F0-liveliness signal on LJ; they mostly match the book
-  section (96% same section, i.e. topic and recording session).
-- bert+syntactic: a weighted sum of cosines, equal to the cosine of the concatenated unit vectors
-  scaled by sqrt(1 - w) and sqrt(w); r rises with the syntax weight (0.25: -0.01, 0.5: 0.01, 0.75: 0.06),
-  so w = 0.75.
-- Recording sessions: the bank's embeddings are used with each session's offset taken out (each clip
-  moved by its speaker's mean minus its session's mean; `without_session_offsets`). In LJ the two book
-  sections account for 24% of the embedding variance (ARCTIC's two prompt sets: 1.5%): recording
-  conditions and a session-wide register, which one document should keep throughout. Left in, the
-  selectors picked that offset at random (BERT neighbours came 96% from the clip's own section,
-  i.e. matched the topic) and it cost log-F0 RMSE on the held-out clips: syntactic
-  5.31 st raw against 5.11 normalised (centroid 5.07), WER 0.109 against 0.104 (centroid 0.100).
-- Long-form reading: `avoid_recent` skips neighbours used in the last k sentences, so consecutive
-  sentences with similar parses do not all get the same contour. Measured neutral on LJ in reading
-  order (r 0.19 with or without; the plain look-up repeats a neighbour at under 1% of consecutive
-  clips), kept at 3 as cheap insurance for banks smaller than LJ's. The sentence's position in its
-  paragraph is not used: the training clips have no paragraph marks (LJ clips are cut at silences).
-What selection can do at all, measured (benchmarks/results/prosody_selection.md): on the LJ training
-recordings a syntactic neighbour's own F0 contour predicts a clip's no better than a random clip's
-(log-F0 RMSE 7.29 against 7.37 st) and far worse than the voice's mean contour (5.19), and its
-embedding is no closer to the clip's than a random one (0.996 of random). With the shipped acoustic
-model even each held-out clip's own embedding, encoded from its recording, widens the F0-std gap to
-the recording by 21% and leaves log-F0 RMSE unchanged.
 A bank that is missing, corrupt, empty for the speaker or built for another acoustic model, and a
-sentence that gives no usable vector, fall back to the centroid with a one-line logged warning; a
-method asked for by name whose bank or sentence encoder cannot be used raises ModelError instead.
+sentence that gives no usable vector, fall back to the centroid with a logged warning; a method asked
+for by name whose bank or encoder cannot be used raises ModelError. The choices the paper leaves open
+and their measurements: docs/prosody.md (benchmarks/results/prosody_selection.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections import deque
@@ -87,10 +44,6 @@ MAX_BERT_TOKENS = 256
 
 class BankError(Exception):
     """The bank cannot be used (missing, corrupt, or built for another model)."""
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
@@ -142,16 +95,14 @@ class SentenceEncoder:
 
     @classmethod
     def load(cls, folder: Path, threads: int = 1) -> SentenceEncoder:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         from reader_runtime.manifest import read_manifest
+        from reader_runtime.session import SessionOptions, load_session
 
         manifest = read_manifest(folder, "BERT", BERT_FORMAT_VERSION)  # RuntimeModelError if unusable
         graph, tokenizer_file = manifest.file("graph"), manifest.file("tokenizer")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        session = load_session(graph, SessionOptions(intra_op_threads=threads))
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
         tokenizer.enable_truncation(MAX_BERT_TOKENS)
         return cls(session, tokenizer, manifest.files["graph"].sha256)

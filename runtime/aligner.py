@@ -1,24 +1,12 @@
 """Forced alignment of a recording to its tokens: the acoustic model's own aligner (ONNX) + monotonic
 alignment search in numpy.
 
-The exported `aligner` graph gives, for every frame of the recording, log-probabilities over the
-sentence's tokens (the soft alignment learned in training plus its beta-binomial prior, which favours
-the diagonal). The most likely monotonic path through them (Glow-TTS's MAS, the search training uses
-too) gives each token's duration in frames.
-
-Whether the transcript fits the recording is judged by the path's cost: per frame, how much less
-likely the frame's token on the path is than the frame's best token on its own (nats, a log-likelihood
-ratio like the goodness-of-pronunciation score), averaged two ways and the two means averaged: over
-frames, and over tokens (each token's mean over its frames). With the right transcript the path follows
-each frame's best token; with other words it is forced through tokens the frames do not match. The
-frame mean alone lets long stretches (a pause, a drawn-out vowel) outweigh many short sounds; the token
-mean weighs every sound alike. On the 8 speechocean762 speakers held out of the aligner's fine-tune
-(149 clips, each against the same speaker's next clip's transcript) the average separates right from
-wrong transcripts better than the frame mean (ROC AUC 0.990 against 0.983; right ones accepted where
-95% of wrong ones are refused: 98% against 91%). Unlike the path's mean -log p (`mean_nll`), the cost
-does not grow with the number of tokens: the softmax spreads a frame's probability over every token of
-its phoneme, so the mean -log p of correct 30-s transcripts reached that of wrong 5-s ones. The
-threshold is calibrated at export on held-out clips (manifest `aligner`).
+The exported `aligner` graph gives, for every frame, log-probabilities over the sentence's tokens (with
+the beta-binomial prior learned in training); the most likely monotonic path (Glow-TTS's MAS) gives each
+token's duration in frames. Whether the transcript fits is judged by the path's cost: per frame, how much
+less likely the path's token is than the frame's best token (nats), averaged over frames and over tokens
+and the two means averaged. The threshold is calibrated at export on held-out clips (manifest
+`aligner`); why this cost: docs/phone-check.md#the-aligners-cost.
 """
 
 from __future__ import annotations

@@ -1,38 +1,15 @@
 """Whether a transcript fits a recording, judged by a CTC phone recogniser over the whole phoneme inventory.
 
-The acoustic model's aligner (runtime/aligner.py) scores each frame only among the sentence's own
-tokens, so a frame that none of them fits still fits one of them best, and an unheard accent's right
-transcript can cost as much as a wrong one. The phone recogniser (exported_models/acoustic/
-phone_recognizer.onnx, trained by reader/training/acoustic/phone_recognizer.py) gives, for every
-second frame of the recording's log-mel, log-probabilities over the 39 ARPAbet phonemes and the CTC
-blank. Scores of (recording, transcript phones), higher = worse fit:
+The aligner (runtime/aligner.py) scores a frame only among the sentence's own tokens, so an unheard
+accent's right transcript can cost as much as a wrong one. The phone recogniser (trained by
+reader/training/acoustic/phone_recognizer.py) gives, every second frame, log-probabilities over the 39
+ARPAbet phonemes and the CTC blank. Scores of (recording, transcript phones), higher = worse fit:
+ctc_gap, ctc_gap_per_phone (what the check uses), phone_error_rate and
+ctc_gap_per_phone+alignment_cost (score_kinds).
 
-- ctc_gap: the CTC negative log-likelihood of the transcript's phones minus that of the recogniser's
-  own best frame-by-frame path, per recogniser frame (nats; about 0 for a transcript that is what the
-  recogniser hears, slightly below 0 where CTC's sum over the transcript's paths beats the one best path);
-- ctc_gap_per_phone: the same per transcript phone. Per phone, not per frame, so that pauses and
-  drawn-out sounds do not dilute a wrong word. What the check uses. The recogniser was taught that
-  non-speech holds no phones (generated noises, hum, tones, music, clicks, near-silence and sirens with
-  an empty CTC target, reader/training/acoustic/nonspeech.py), so forcing a transcript's phones through
-  non-speech costs much more than its own best path of blanks. At its calibrated threshold (3.39) it
-  accepts every right transcript and refuses every wrong one of the 8 speechocean762 speakers held out
-  of training (149 clips, each against the same speaker's next clip's transcript; ROC AUC 1.000) and of
-  the three corpora's valid clips, and refuses all 104 generated non-speech clips of the development
-  set with real transcripts (the lowest scores 4.0, of kinds never trained on: bursts of noise);
-- phone_error_rate: edit distance between the recogniser's greedy phones and the transcript's, per
-  transcript phone;
-- ctc_gap_per_phone+alignment_cost: ctc_gap_per_phone plus the aligner's alignment cost
-  (runtime/aligner.py; nats too). What the check used while the recogniser had heard only speech: on
-  noise it was unsure of every frame, so forcing phones through it cost little more than its own best
-  path, and noise passed ctc_gap_per_phone alone (white, pink and brown noise and hum 1.9-2.7, right
-  transcripts up to 2.8). The sum let pink and brown noise, hum and mixtures through too (15 of the 104
-  non-speech clips at its threshold 4.67), and its aligner term refused right transcripts of some
-  unheard voices; it is not needed since (the same development results as ctc_gap_per_phone).
-
-The manifest's `phone_check` block names the score the check uses and its calibrated threshold. The
-check also says where the recogniser heard phones (heard_frames), from which reader transfer cuts a
-source to its speech: the recogniser was taught that noise, clicks and near-silence hold no phones.
-numpy + onnxruntime only.
+The manifest's `phone_check` block names the score and its calibrated threshold. The check also says
+where the recogniser heard phones (heard_frames), from which reader transfer cuts a source to its
+speech. numpy + onnxruntime only. The scores' definitions and measurements: docs/phone-check.md.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ never runs more than that far ahead of a real-time sink.
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable
 
@@ -30,6 +30,10 @@ PHRASE_BREAK_LEVEL = 1
 # audio) when its phrase is longer: the first audio then waits for the vocoder on a few dozen frames,
 # not a whole phrase (time to first audio). VocoderStream is exact at any cut, so the audio is the same.
 FIRST_CHUNK_AUDIO_FRAMES = 20
+# A vocoder that is not far ahead of real time on short runs (the studio one) asks for `ramp_chunks`
+# more cuts after the first, 20 frames and then each RAMP_GROWTH times the one before, so each chunk is
+# ready before the audio already sent has played (no gap early in playback; reader.vocoders checks the speed).
+RAMP_GROWTH = 1.5
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,13 @@ class SynthesisRequest:
     # input, (tokens, prosody_code_dim), and an F0 contour, (tokens,) Hz with 0 = let the model predict.
     prosody_codes: np.ndarray | None = None
     f0_override: np.ndarray | None = None
+    # Per-span voice settings (SSML prosody), per token, None = unchanged: a rate on top of `speed`
+    # (durations / (speed * rate)), an F0 factor on the predicted contour, and a gain on the audio.
+    rate: np.ndarray | None = None
+    pitch: np.ndarray | None = None
+    gain: np.ndarray | None = None
+    fixed_pauses: np.ndarray | None = None  # per token: True where pause_frames holds whatever speed and rate
+    marks: tuple[tuple[int, str, int, int], ...] = ()  # (token index, name, start_char, end_char): timed at the token's start
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,17 @@ class WordTiming:
     start_char: int = -1  # [start_char, end_char): the word's source in the caller's text; -1 if unknown
     end_char: int = -1
     sentence_index: int = -1  # the sentence it belongs to (SentenceTiming.sentence_index)
+
+
+@dataclass(frozen=True)
+class MarkTiming:
+    """A named point of the text (SSML <mark>) on the stream's timeline."""
+
+    name: str
+    time: float  # seconds from the start of the stream
+    start_char: int = -1  # [start_char, end_char): the mark in the caller's text
+    end_char: int = -1
+    sentence_index: int = -1
 
 
 @dataclass(frozen=True)
@@ -96,6 +118,7 @@ class AudioChunk:
     words: tuple[WordTiming, ...] = field(default=())
     last_of_request: bool = False
     sentences: tuple[SentenceTiming, ...] = field(default=())
+    marks: tuple[MarkTiming, ...] = field(default=())
 
 
 def decode(acoustic: AcousticModel, request: SynthesisRequest) -> AcousticOutput:
@@ -108,10 +131,64 @@ def decode(acoustic: AcousticModel, request: SynthesisRequest) -> AcousticOutput
         )  # fmt: skip
 
     output = run(np.asarray(request.pause_frames, np.float32))
-    if request.speed == 1.0:
-        return output
-    scaled = np.maximum(np.round(output.durations / request.speed), np.where(request.boundary_levels >= 0, 0, 1))
-    return run(scaled.astype(np.float32))
+    if request.rate is None and request.pitch is None and (request.fixed_pauses is None or request.speed == 1.0):
+        if request.speed == 1.0:
+            return output
+        scaled = np.maximum(np.round(output.durations / request.speed), np.where(request.boundary_levels >= 0, 0, 1))
+        return run(scaled.astype(np.float32))
+    return _decode_with_voice(acoustic, request, output)
+
+
+def _decode_with_voice(acoustic: AcousticModel, request: SynthesisRequest, output: AcousticOutput) -> AcousticOutput:
+    """The second pass for per-token rate and pitch: the first pass's durations over speed x rate
+    (fixed pauses kept), its F0 contour times the pitch factor."""
+    rate = request.speed * (np.ones(len(output.durations)) if request.rate is None else np.asarray(request.rate, np.float64))
+    if request.fixed_pauses is not None:
+        rate = np.where(request.fixed_pauses, 1.0, rate)
+    durations = np.maximum(np.round(output.durations / rate), np.where(request.boundary_levels >= 0, 0, 1))
+    f0 = request.f0_override
+    if request.pitch is not None:
+        given = np.zeros(len(output.f0), np.float32) if f0 is None else np.asarray(f0, np.float32)
+        contour = np.where(given > 0, given, output.f0)
+        f0 = np.where(request.pitch != 1.0, contour * request.pitch, given).astype(np.float32)
+    return acoustic.synthesize(
+        request.tokens, request.speaker, request.utterance_embedding, duration_override=durations.astype(np.float32),
+        prosody_codes=request.prosody_codes, f0_override=f0,
+    )  # fmt: skip
+
+
+def mark_timings(durations: np.ndarray, marks, seconds_per_frame: float, offset: float, sentence_index: int) -> list[MarkTiming]:
+    # A mark is timed at the start of its token; one past the last token is the sentence's end.
+    starts = np.concatenate([[0], np.cumsum(durations)])
+    return [MarkTiming(name, float(offset + starts[min(token, len(durations))] * seconds_per_frame), s, e, sentence_index) for token, name, s, e in marks]
+
+
+class GainTrack:
+    """Per-frame gains of the requests pushed so far, applied to the audio as it comes (interpolated
+    between frame centres, so a change of volume never clicks). Idle, and free, until a request has a gain."""
+
+    def __init__(self, hop: int) -> None:
+        self.hop = hop
+        self.origin = 0  # frame index of gains[0]
+        self.gains = np.zeros(0, np.float32)
+        self.active = False
+
+    def push(self, gain: np.ndarray | None, durations: np.ndarray) -> None:
+        if gain is None and not self.active:
+            self.origin += int(durations.sum())
+            return
+        self.active = True
+        per_frame = np.repeat(np.ones(len(durations), np.float32) if gain is None else np.asarray(gain, np.float32), durations)
+        self.gains = np.concatenate([self.gains, per_frame])
+
+    def apply(self, samples: np.ndarray, start_sample: int) -> np.ndarray:
+        if not self.active or not len(samples) or not len(self.gains):
+            return samples
+        frames = (start_sample + np.arange(len(samples))) / self.hop - 0.5
+        gain = np.interp(frames, self.origin + np.arange(len(self.gains)), self.gains)
+        done = max(0, (start_sample + len(samples)) // self.hop - 2 - self.origin)
+        self.gains, self.origin = self.gains[done:], self.origin + done
+        return np.clip(samples * gain, -1.0, 1.0).astype(np.float32)
 
 
 def phrase_cuts(durations: np.ndarray, boundary_levels: np.ndarray) -> list[int]:
@@ -140,23 +217,41 @@ def word_timings(
     return timings
 
 
+def first_cuts(lookahead_frames: int, ramp_chunks: int, limit: int) -> list[int]:
+    """Cuts of the stream's first phrase (before frame `limit`): a small first chunk, then the ramp."""
+    cuts, size, cut = [], FIRST_CHUNK_AUDIO_FRAMES, lookahead_frames + FIRST_CHUNK_AUDIO_FRAMES
+    for chunk in range(1 + ramp_chunks):
+        if cut >= limit:
+            break
+        cuts.append(cut)
+        size = size if chunk == 0 else round(size * RAMP_GROWTH)
+        cut += size
+    return cuts
+
+
 class StreamingSynthesizer:
     """Turns a stream of sentence requests into a stream of audio chunks (models loaded once, shared)."""
 
-    def __init__(self, acoustic: AcousticModel, vocoder, max_jobs: int = 1, max_queued: int = 4, pace_seconds: float | None = None) -> None:
+    def __init__(
+        self, acoustic: AcousticModel, vocoder, max_jobs: int = 1, max_queued: int = 4, pace_seconds: float | None = None, executor: Executor | None = None
+    ) -> None:
         self.acoustic = acoustic
         self.vocoder = vocoder
         self.max_jobs = max_jobs
         self.max_queued = max_queued
         self.pace_seconds = pace_seconds
-        self._executor = ThreadPoolExecutor(max_workers=max_jobs + 1, thread_name_prefix="synthesis")
+        # `executor`: the models' calls run there instead of on threads of this stream's own (a server's
+        # one pool for all its streams, which then orders their work); close() leaves it open.
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=max_jobs + 1, thread_name_prefix="synthesis")
 
     @property
     def sample_rate(self) -> int:
         return self.acoustic.sample_rate
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._own_executor:
+            self._executor.shutdown(wait=True, cancel_futures=True)
 
     async def stream(self, requests: AsyncIterator[SynthesisRequest] | Iterable[SynthesisRequest]) -> AsyncIterator[AudioChunk]:
         loop = asyncio.get_running_loop()
@@ -182,6 +277,7 @@ class StreamingSynthesizer:
         hop = self.acoustic.hop_length
         seconds_per_frame = hop / self.sample_rate
         vocoder_stream = self.vocoder.stream()
+        gains = GainTrack(hop)
         produced = 0  # samples emitted so far (lags the mel by the vocoder's look-ahead)
         frames = 0  # mel frames pushed so far: the true timeline position for word timings
         try:
@@ -192,24 +288,27 @@ class StreamingSynthesizer:
                 offset = frames * seconds_per_frame
                 frames += len(output.mel)
                 timings = word_timings(output.durations, request.word_indices, seconds_per_frame, offset, request.word_spans, index)
+                marks = mark_timings(output.durations, request.marks, seconds_per_frame, offset, index)
+                gains.push(request.gain, output.durations)
                 sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
                 cuts = phrase_cuts(output.durations, request.boundary_levels)
-                first_cut = self.vocoder.spec.receptive_field_frames + 2 + FIRST_CHUNK_AUDIO_FRAMES
-                if index == 0 and first_cut < (cuts[0] if cuts else len(output.mel)):
-                    cuts.insert(0, first_cut)
+                if index == 0:
+                    cuts[:0] = first_cuts(self.vocoder.lookahead_frames, self.vocoder.ramp_chunks, cuts[0] if cuts else len(output.mel))
                 bounds = [0, *cuts, len(output.mel)]
                 for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                     if throttler is not None:
                         for _ in range(max(1, round((hi - lo) * seconds_per_frame))):
                             await throttler.acquire()
-                    samples = await loop.run_in_executor(self._executor, vocoder_stream.push, output.mel[lo:hi])
+                    samples = gains.apply(await loop.run_in_executor(self._executor, vocoder_stream.push, output.mel[lo:hi]), produced)
                     last = piece == len(bounds) - 2
                     start = produced / self.sample_rate
                     produced += len(samples)
                     words = tuple(t for t in timings if lo * seconds_per_frame + offset <= t.start < hi * seconds_per_frame + offset)
-                    yield AudioChunk(samples, self.sample_rate, start, index, request.tag, words, last, (sentence,) if piece == 0 else ())
+                    # A mark at the very end of a sentence without a final pause belongs to its last piece.
+                    here = tuple(m for m in marks if lo * seconds_per_frame + offset <= m.time < hi * seconds_per_frame + offset or last and m.time >= hi * seconds_per_frame + offset)
+                    yield AudioChunk(samples, self.sample_rate, start, index, request.tag, words, last, (sentence,) if piece == 0 else (), here)
                 index += 1
-            tail = vocoder_stream.finish()
+            tail = gains.apply(vocoder_stream.finish(), produced)
             if len(tail):
                 yield AudioChunk(tail, self.sample_rate, produced / self.sample_rate, index - 1, None, (), True)
             await producer

@@ -70,6 +70,9 @@ class Vocoder:
         settings = spec.features
         self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(settings.n_fft) / settings.n_fft)).astype(np.float64)
         self.noise_floor = spec.denoise_strength * self.silence_magnitude() if spec.denoise_strength > 0 else None
+        # Mel frames a stream must have received beyond a sample's frame before it emits that sample.
+        self.lookahead_frames = spec.receptive_field_frames + 2
+        self.ramp_chunks = 0  # runtime.stream.first_cuts: far ahead of real time, one small first chunk is enough
 
     @classmethod
     def load(cls, folder: str | Path, options: SessionOptions = SessionOptions()) -> Vocoder:

@@ -216,16 +216,16 @@ def test_onnx_export_matches_torch_on_a_real_clip(tiny_export, real_clip, analyz
 
 @needs_data
 def test_aligner_onnx_matches_torch_and_runtime_alignment(tiny_export, real_clip, analyzer):
-    from reader.model_inputs import transcript_to_inputs
+    from reader.model_inputs import token_inputs, transcript_to_inputs
     from reader.training.acoustic.export import ALIGNER_INPUTS, AlignerGraph
-    from reader_runtime.acoustic import AcousticModel, TokenInputs
+    from reader_runtime.acoustic import AcousticModel
     from reader_runtime.aligner import RuntimeAligner
 
     model, paths, manifest = tiny_export
     assert manifest["files"]["aligner"]["sha256"] and manifest["aligner"]["calibration"]["clips"] == 6
     text, log_mel = real_clip
     inputs = transcript_to_inputs(text, analyzer)
-    tokens = TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
+    tokens = token_inputs(inputs)
     aligner = RuntimeAligner(AcousticModel.load(paths["aligner"].parent))
     log_probs = aligner.log_probs(tokens, log_mel[0])
     with torch.no_grad():
@@ -256,7 +256,8 @@ def test_the_shipped_model_is_rebuilt_exactly_from_its_graphs(shipped_model, ana
     """The rebuilt torch model computes what each shipped graph computes: text_to_mel (plain TTS, then
     transfer with codes and overrides), and the two encoders on the mel it synthesised."""
     from reader.training.acoustic.export import COPYCAT_INPUTS, TEXT_TO_MEL_INPUTS
-    from reader.transfer import token_inputs, transcript_tokens
+    from reader.model_inputs import token_inputs
+    from reader.transfer import transcript_tokens
     from reader_runtime.session import SessionOptions, load_session
 
     model, manifest = shipped_model

@@ -10,7 +10,7 @@ import parselmouth
 import pytest
 import soundfile as sf
 
-from reader.model_inputs import SYMBOL_TO_ID, transcript_to_inputs
+from reader.model_inputs import SYMBOL_TO_ID, token_inputs, transcript_to_inputs
 from reader.paths import data_dir, models_dir
 from reader_runtime.acoustic import AcousticModel, TokenInputs
 from reader_runtime.aligner import RuntimeAligner, alignment_of
@@ -40,8 +40,7 @@ def audio(corpus: str, clip_id: str) -> np.ndarray:
 
 
 def tokens_of(text: str, analyzer) -> TokenInputs:
-    inputs = transcript_to_inputs(text, analyzer)
-    return TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
+    return token_inputs(transcript_to_inputs(text, analyzer))
 
 
 @needs_data

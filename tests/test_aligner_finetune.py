@@ -13,15 +13,8 @@ pytest.importorskip("onnx")
 
 from reader.model_inputs import N_BREAK_IDS, N_STRESS_IDS, N_WORD_POSITION_IDS, SYMBOLS  # noqa: E402
 from reader.paths import data_dir, models_dir  # noqa: E402
-from reader.training.acoustic.aligner_finetune import (  # noqa: E402
-    AlignerModel,
-    Clip,
-    alignment_losses,
-    collate,
-    load_aligner,
-    max_difference_to_onnx,
-    mismatch_pairs,
-)
+from reader.training.acoustic.aligner_finetune import AlignerModel, alignment_losses, collate, load_aligner, max_difference_to_onnx  # noqa: E402
+from reader.training.acoustic.clips import Clip, mismatch_pairs  # noqa: E402
 from reader.training.acoustic.data import Utterance  # noqa: E402
 from reader.training.acoustic.export import export_aligner  # noqa: E402
 from reader.training.acoustic.model import ModelConfig  # noqa: E402
@@ -103,10 +96,10 @@ def test_losses_train_on_two_tiny_clips():
 
 
 def test_augmentation_keeps_shape_and_range():
-    from reader.training.acoustic.aligner_finetune import FinetuneConfig, augment
+    from reader.training.acoustic.clips import ClipRunConfig, augment
 
     clip = tiny_clip(10, 60, seed=5)
-    out = augment(np.clip(clip.log_mel, -11.5, 2.0), FinetuneConfig(augment_probability=1.0), np.random.default_rng(0))
+    out = augment(np.clip(clip.log_mel, -11.5, 2.0), ClipRunConfig(augment_probability=1.0), np.random.default_rng(0))
     assert out.shape == clip.log_mel.shape and out.dtype == np.float32 and np.all(np.isfinite(out))
     assert out.min() >= -9.0 - 1e-4  # the noise floor lifts the quietest bins
 

@@ -12,7 +12,7 @@ import soundfile as sf
 import soxr
 
 from reader.errors import ModelError
-from reader.model_inputs import transcript_to_inputs
+from reader.model_inputs import token_inputs, transcript_to_inputs
 from reader.paths import data_dir, models_dir
 from reader.transfer import ProsodyTransfer
 from reader_runtime.acoustic import AcousticModel, TokenInputs
@@ -65,8 +65,7 @@ def log_mel_of(corpus: str, clip_id: str) -> np.ndarray:
 
 
 def tokens_of(text: str, analyzer) -> TokenInputs:
-    inputs = transcript_to_inputs(text, analyzer)
-    return TokenInputs(inputs.symbol_ids, inputs.stress_ids, inputs.word_position_ids, inputs.break_ids)
+    return token_inputs(transcript_to_inputs(text, analyzer))
 
 
 def test_ctc_likelihood_sums_every_path_that_collapses_to_the_phones():

@@ -11,10 +11,9 @@ pytest.importorskip("onnx")
 
 from reader.model_inputs import SYMBOL_TO_ID  # noqa: E402
 from reader.training.acoustic.nonspeech import DEV_KINDS, DEV_ONLY_KINDS, TRAIN_KINDS, coloured_noise, development_set, nonspeech_log_mel, synthesize  # noqa: E402
+from reader.training.acoustic.phone_check_calibration import HOLDOUT_GROUP, Evidence, separation  # noqa: E402
 from reader.training.acoustic.phone_recognizer import (  # noqa: E402
-    HOLDOUT_GROUP,
     PHONES,
-    Evidence,
     PhoneRecognizer,
     RecognizerConfig,
     clip_log_probs,
@@ -23,7 +22,6 @@ from reader.training.acoustic.phone_recognizer import (  # noqa: E402
     export_graph,
     nonspeech_clips,
     phone_targets,
-    separation,
 )
 from reader_runtime.features import FeatureSettings  # noqa: E402
 from reader_runtime.phone_check import edit_distance, greedy_phones, score_kinds  # noqa: E402

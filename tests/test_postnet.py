@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from reader.paths import models_dir
-from reader.transfer import token_inputs, transcript_tokens
+from reader.model_inputs import token_inputs
+from reader.transfer import transcript_tokens
 from reader.training.acoustic import postnet as postnet_training
+from reader.training.config import config_from_dict
 from reader.training.acoustic.postnet import Config, Postnet, load_postnet, spectral_contrast
 from reader.training.vocoder.data import Clip
 from reader_runtime.acoustic import AcousticModel
@@ -23,7 +25,7 @@ ONE_THREAD = SessionOptions(intra_op_threads=1, inter_op_threads=1)
 
 
 def tiny_config(run_dir) -> Config:
-    config = Config.from_dict({"data": {"segment_frames": 16, "batch_size": 2}, "model": {"channels": 8, "layers": 3, "kernel_size": 3}})
+    config = config_from_dict(Config, {"data": {"segment_frames": 16, "batch_size": 2}, "model": {"channels": 8, "layers": 3, "kernel_size": 3}})
     config.train.run_dir = str(run_dir)
     config.train.discriminator_channels, config.train.adversarial_start_step, config.train.log_every_steps = 4, 2, 1
     return config

@@ -13,25 +13,20 @@ import soxr
 from reader.engine import Reader
 from reader.errors import ReaderError
 from reader.paths import data_dir
-from reader.transfer import (
-    SOURCE_PAUSE_LEVEL,
-    SQUEEZED_PHONEME_FACTOR,
+from reader.model_inputs import token_inputs
+from reader.transfer import SOURCE_PAUSE_LEVEL, SQUEEZED_PHONEME_FACTOR, in_target_register, transcript_tokens, with_source_pauses, without_squeezed_phonemes
+from reader.transfer_source import (
     MAX_SOURCE_SECONDS,
     NARROW_BAND_DB,
     OCTAVE_JUMP,
-    frame_f0,
-    in_target_register,
     SPEECH_LEAD_SECONDS,
     SPEECH_TAIL_SECONDS,
     SourceRecording,
+    frame_f0,
     load_source,
     praat_f0,
     speech_only,
-    token_inputs,
-    transcript_tokens,
     upper_band_db,
-    with_source_pauses,
-    without_squeezed_phonemes,
     without_octave_jumps,
 )
 from reader_runtime.features import FeatureSettings, f0_on_frame_grid

@@ -47,7 +47,7 @@ def test_wheel_carries_every_model_file_its_manifests_list(wheel):
     # Every data file of the library (the break model, the normaliser's tables, ...) travels with it.
     library_data = {path.relative_to(ROOT).as_posix() for path in (ROOT / "reader").rglob("data/*") if path.is_file()}
     assert library_data and library_data <= set(sizes), sorted(library_data - set(sizes))
-    for kind in ("acoustic", "vocoder", "g2p", "bert", "prosody_bank", "break"):
+    for kind in ("acoustic", "vocoder", "studio_vocoder", "g2p", "bert", "prosody_bank", "break"):
         manifest = manifests[f"reader_models/{kind}/manifest.json"]
         files = [entry["file"] for entry in manifest.get("files", {}).values()] or [manifest["graph"]]
         for file in files:

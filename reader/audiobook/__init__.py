@@ -1,22 +1,11 @@
 """Audiobooks: `reader render BOOK -o OUTDIR/`.
 
-A book (plain text, Markdown or EPUB) is cut into chapters; each chapter is a ChapterJob that any
-worker (this process, a local process pool, or a Ray task) turns into one audio file and a
-ChapterResult (durations, sentence and word timings). The book is then assembled: a whole-book file
-with chapter markers (M4B through ffmpeg, else FLAC plus a cue sheet), `book.txt` (the text that was
-read, which every character offset points into) and `manifest.json`.
-
-Resuming. A chapter is rendered in segments of `segment_sentences` sentences; each segment is saved
-under OUTDIR/.reader-work/<chapter key>/ as soon as it is synthesised, and the chapter's result is
-saved there when its file is complete. The key is a hash of everything the chapter's file depends
-on (its text, the voice options, the models, the audio format, the file name), so changed input or
-options never reuse stale work. Each segment starts a fresh vocoder stream at a sentence boundary
-(inside the sentence's final pause, so the seam is silent), and the prosody selector's long-form
-memory is rebuilt on resume by selecting the finished segments' sentences again (selection is
-deterministic), so an interrupted and resumed render is identical to an uninterrupted one. ONNX
-sessions run single-threaded: parallelism comes from chapters (`--jobs`), without oversubscription.
-Every file is written under a temporary name and renamed when complete (reader.io.files.AtomicFile).
-A folder holding files that no render of this book made is refused unless `overwrite` is given.
+A book (text, Markdown or EPUB) is cut into chapters; each is a ChapterJob that a worker (this process,
+a process pool, or a Ray task) turns into one audio file and its timings; then the whole book is
+assembled (M4B with chapter marks, or FLAC and a cue sheet), with `book.txt` and `manifest.json`.
+Rendering resumes: segments are saved under OUTDIR/.reader-work/<chapter key>/ as they are made, keyed
+by everything a chapter's audio depends on, so a resumed render is identical to an uninterrupted one
+(docs/audiobooks.md). Every file is written through reader.io.files.AtomicFile.
 """
 
 from __future__ import annotations

@@ -32,9 +32,10 @@ def fingerprint(options: RenderOptions) -> str:
     from ..paths import config_dir
     from ..frontend.pronounce import DEFAULT_LEXICON_NAME
     from ..prosody_prediction import DEFAULT_PROSODY
+    from ..vocoders import DEFAULT_VOCODER
 
     # The lexicon counts by its content, not where it lies; the default prosody by what it is.
-    resolved = replace(options, lexicon=None, prosody=options.prosody or DEFAULT_PROSODY)
+    resolved = replace(options, lexicon=None, prosody=options.prosody or DEFAULT_PROSODY, vocoder=options.vocoder or DEFAULT_VOCODER)
     settings = asdict(resolved)
     for unset in [name for name in ("sentence_pause", "paragraph_pause") if settings[name] is None]:
         del settings[unset]  # default pauses: the fingerprint of books rendered before these settings existed

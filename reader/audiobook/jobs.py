@@ -30,11 +30,17 @@ class RenderOptions:
     lexicon: str | None = None
     prosody: str | None = None  # None: the Reader's default (reader.prosody_prediction.DEFAULT_PROSODY)
     segment_sentences: int = SEGMENT_SENTENCES
+    sentence_pause: float | None = None  # seconds after a sentence / a paragraph (None: the Reader's default)
+    paragraph_pause: float | None = None
+    vocoder: str | None = None  # "studio" or "fast" (reader.vocoders); None: the Reader's default
 
     def make_reader(self):
         from ..engine import Reader
 
-        return Reader(voice=self.voice, speed=self.speed, device=self.device, parser=self.parser, lexicon=self.lexicon, prosody=self.prosody, threads=1)
+        return Reader(
+            voice=self.voice, speed=self.speed, device=self.device, parser=self.parser, lexicon=self.lexicon, prosody=self.prosody, threads=1,
+            sentence_pause=self.sentence_pause, paragraph_pause=self.paragraph_pause, vocoder=self.vocoder,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -268,7 +268,7 @@ class Analyzer:
                 while span is not None:
                     following = next(spans, None)
                     tokens = normalize_sentence(
-                        document.sentence_text(span), span.start, heading=span.is_heading, keep=self.pronouncer.lexicon
+                        document.sentence_text(span), span.start, heading=span.is_heading, keep=self.pronouncer.keep
                     )
                     if isinstance(document, SsmlDocument):
                         tokens = document.controls.rewrite(tokens, span.start, span.end)

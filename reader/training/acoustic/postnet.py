@@ -4,25 +4,10 @@
     python -m reader.training.acoustic.postnet --config configs/postnet.toml --export # -> exported_models/acoustic
     python -m reader.training.acoustic.postnet --config configs/postnet.toml --calibrate-gain kathleen
 
-Why: a regression-trained acoustic model predicts the average of the spectra it has seen, so its mels
-lose the fine spectral detail of a recording, and even the teacher vocoder renders them a whole
-NISQA-TTS point below the recordings (benchmarks/naturalness.py). A small residual convolution stack,
-trained on the model's teacher-forced mels of the training clips without a post-net
-(`python -m reader.training.vocoder.gta --without-postnet`: the recording's durations, F0 and prosody
-codes, so frame t of the model's mel is frame t of the recording) against the recordings' mels, with
-an L1 loss and a mel-spectrogram discriminator (least squares, feature matching), learns to put the
-detail back, as GAN post-filters did for statistical parametric synthesis (Kaneko et al., ICASSP 2017).
-
-Export writes `postnet.onnx` (log_mel (1, T, 80) -> log_mel (1, T, 80)) beside the acoustic model and
-records it in the acoustic manifest; runtime.acoustic applies it to every mel the model decodes.
---calibrate-gain VOICE... then sets those voices' residual_gain in the manifest: the runtime scales
-the post-net's residual (output - input) on their mels by it, chosen so that on the voice's valid
-clips' teacher-forced mels the output has the recordings' spectral contrast. The trained post-net
-restores only part of what the decoder smooths away (contrast 0.96-0.97 of the recordings', the
-decoder's 0.93), as an L1-weighted GAN does. Measured with the engine on the 20 + 20 valid sentences
-(NISQA-TTS / DNSMOS OVRL / Whisper WER), gain 1 -> 1.5: kathleen 3.40 -> 3.71 / 3.52 -> 3.42 / 0.094 ->
-0.072, LJ 3.14 -> 3.12 / 3.28 -> 3.21 / 0.138 -> 0.153; so kathleen is calibrated (1.55) and LJ, whose
-NISQA-TTS it does not raise, keeps gain 1.
+A residual convolution stack trained on the model's teacher-forced mels against the recordings' (L1 +
+a mel discriminator) puts back the detail a regression model smooths away. Export writes postnet.onnx
+beside the acoustic model; --calibrate-gain sets a voice's residual gain in the manifest so that its
+output has the recordings' spectral contrast. Why, and the measurements: docs/training.md#mel-post-net.
 """
 
 from __future__ import annotations
@@ -30,24 +15,27 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import tomllib
-import warnings
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from reader_runtime.features import FeatureSettings
+from reader_runtime.manifest import file_entry
 from torch import nn
 
 from reader.paths import cache_dir, models_dir
-from reader_runtime.manifest import file_entry
-from reader.training.vocoder.data import Clip, DataConfig as ClipConfig, SegmentSampler, load_clips
+from reader.training.checkpoints import load_checkpoint, save_atomically
+from reader.training.config import load_config
+from reader.training.manifests import load_manifest, save_manifest
+from reader.training.onnx_export import trace_to_onnx
+from reader.training.vocoder.data import Clip, SegmentSampler, load_clips
+from reader.training.vocoder.data import DataConfig as ClipConfig
 from reader.training.vocoder.discriminator import ImageDiscriminator, discriminator_loss, generator_losses
 
 GRAPH_NAME = "postnet.onnx"
 MAX_GAIN_SEARCHED = 3.0
-OPSET = 17
 
 
 @dataclass
@@ -60,7 +48,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    n_mels: int = 80
+    n_mels: int = FeatureSettings.n_mels
     channels: int = 256
     layers: int = 5
     kernel_size: int = 5
@@ -95,14 +83,6 @@ class Config:
 
     def as_dict(self) -> dict:
         return {name: asdict(getattr(self, name)) for name in ("data", "model", "train")}
-
-    @classmethod
-    def from_dict(cls, raw: dict) -> Config:
-        sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-        unknown = set(raw) - set(sections) or {f"{name}.{key}" for name, section in sections.items() for key in raw.get(name, {}) if key not in {f.name for f in fields(section)}}
-        if unknown:
-            raise ValueError(f"unknown post-net settings: {sorted(unknown)}")
-        return cls(**{name: section(**raw.get(name, {})) for name, section in sections.items()})
 
 
 class Postnet(nn.Module):
@@ -221,31 +201,23 @@ def train(config: Config, max_steps: int | None = None) -> Path:
                 state = {"postnet": postnet.state_dict(), "discriminator": discriminator.state_dict(), "optimizer": optimizer.state_dict(),
                          "d_optimizer": d_optimizer.state_dict(), "step": step, "numpy_rng": rng.bit_generator.state, "config": config.as_dict(),
                          "training_clips": len(clips)}  # fmt: skip
-                partial = checkpoint_path.with_suffix(".partial")
-                torch.save(state, partial)
-                partial.replace(checkpoint_path)
+                save_atomically(checkpoint_path, state)
                 log({"step": step, "checkpoint": str(checkpoint_path), **validate(postnet, valid)})
                 last_checkpoint = time.monotonic()
     return run_dir
 
 
 def load_postnet(checkpoint_path: Path) -> tuple[Postnet, dict]:
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    postnet = Postnet(ModelConfig(**state["config"]["model"]))
-    postnet.load_state_dict(state["postnet"])
-    return postnet.eval(), state
+    return load_checkpoint(checkpoint_path, lambda state: Postnet(ModelConfig(**state["config"]["model"])), "postnet")
 
 
 def export(checkpoint_path: Path, acoustic_dir: Path) -> Path:
     """Write postnet.onnx into an exported acoustic model's folder and record it in its manifest."""
     postnet, state = load_postnet(checkpoint_path)
     path = acoustic_dir / GRAPH_NAME
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(postnet, (torch.randn(1, 50, postnet.config.n_mels) - 4.0,), str(path), input_names=["log_mel"], output_names=["log_mel_out"],
-                          dynamic_axes={"log_mel": {1: "frames"}, "log_mel_out": {1: "frames"}}, opset_version=OPSET, dynamo=False)  # fmt: skip
-    manifest_path = acoustic_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    example = (torch.randn(1, 50, postnet.config.n_mels) - 4.0,)
+    trace_to_onnx(postnet, example, path, ["log_mel"], ["log_mel_out"], {"log_mel": {1: "frames"}, "log_mel_out": {1: "frames"}})
+    manifest = load_manifest(acoustic_dir)
     manifest["files"]["postnet"] = file_entry(path)
     manifest["postnet"] = {
         "module": "reader.training.acoustic.postnet",
@@ -255,7 +227,7 @@ def export(checkpoint_path: Path, acoustic_dir: Path) -> Path:
         "receptive_field_frames": postnet.config.receptive_field_frames,
         "config": state["config"],
     }
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    save_manifest(acoustic_dir, manifest)
     return path
 
 
@@ -308,19 +280,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--acoustic-dir", type=Path, help="acoustic model folder to export into (default: the shipped one)")
     parser.add_argument("--calibrate-gain", nargs="+", metavar="VOICE", help="set the exported post-net's residual gain for these voices from their valid clips (after --export)")
     args = parser.parse_args(argv)
-    with open(args.config, "rb") as handle:
-        config = Config.from_dict(tomllib.load(handle))
+    config = load_config(args.config, Config)
     acoustic_dir = args.acoustic_dir or models_dir() / "acoustic"
     if args.export:
         print(export(args.checkpoint or run_dir_of(config) / "checkpoint.pt", acoustic_dir))
     elif args.calibrate_gain:
-        manifest_path = acoustic_dir / "manifest.json"
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = load_manifest(acoustic_dir)
         for voice, (gain, how) in calibrate_voices(config, acoustic_dir, args.calibrate_gain).items():
             manifest["postnet"].setdefault("residual_gain", {})[voice] = gain
             manifest["postnet"].setdefault("residual_gain_selection", {})[voice] = how
             print(voice, gain, how)
-        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        save_manifest(acoustic_dir, manifest)
     else:
         train(config, args.max_steps)
 

@@ -3,18 +3,10 @@
     python -m reader.training.acoustic.train --config configs/acoustic_small.toml
     torchrun --nproc_per_node 2 -m reader.training.acoustic.train --config configs/acoustic_tiny.toml
 
-The run folder holds `checkpoint.pt` (written atomically; a rerun with the same run folder resumes
-from it) and `log.jsonl` (one line of losses per logged step). Under torchrun every process reads the
-same examples, takes every world_size-th batch, and DistributedDataParallel averages the gradients
-(NCCL on GPU, gloo on CPU); only rank 0 logs and writes checkpoints.
-
-Choices the papers leave open, made here:
-- Adam (lr 1e-3, betas 0.9/0.98) with a linear warm-up, then constant: short runs on little data.
-- KL weights of both VAEs rise linearly from 0 between kl_anneal_start and kl_anneal_end steps, to
-  small maxima (configs/acoustic_small.toml: 5e-4 per utterance, 1e-2 per token): the decoder first
-  learns to use the latents; small final weights keep them informative rather than collapsed.
-- The binarisation loss of the aligner starts after binarisation_start_step, once the soft alignment
-  is roughly diagonal (RAD-TTS schedule, shortened).
+The run folder holds `checkpoint.pt` (written atomically; a rerun resumes from it) and `log.jsonl`.
+Under torchrun every process takes every world_size-th batch and DistributedDataParallel averages the
+gradients; only rank 0 logs and writes checkpoints. The optimiser, KL and binarisation schedules:
+docs/training.md#acoustic-model-training.
 """
 
 from __future__ import annotations
@@ -23,22 +15,23 @@ import json
 import os
 import platform
 import time
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from reader_runtime.manifest import MANIFEST_NAME
 from torch.nn.parallel import DistributedDataParallel
 
 from reader.paths import PROJECT_ROOT
-from reader_runtime.manifest import MANIFEST_NAME
 
+from ..checkpoints import save_atomically
+from ..cli import run_training
+from ..config import load_config as read_config
 from .data import DataConfig, Example, FeatureCache, NormalisationStats, build_examples, collate, length_bucketed_batches, read_manifest
 from .export import load_exported_model, rebuild_sources
 from .model import AcousticModel, ModelConfig, count_parameters
-from ..cli import run_training
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
@@ -87,23 +80,8 @@ class Config:
     train: TrainConfig
 
 
-def _from_dict(cls, values: dict):
-    known = {f.name: f for f in fields(cls)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}")
-    nested = {name: _from_dict(LossWeights, value) if name == "loss_weights" else value for name, value in values.items()}
-    return cls(**nested)
-
-
 def load_config(path: str | Path) -> Config:
-    with open(path, "rb") as handle:
-        raw = tomllib.load(handle)
-    return Config(
-        data=_from_dict(DataConfig, raw.get("data", {})),
-        model=_from_dict(ModelConfig, raw.get("model", {})),
-        train=_from_dict(TrainConfig, raw.get("train", {})),
-    )
+    return read_config(path, Config)
 
 
 def resolve_run_dir(run_dir: str) -> Path:
@@ -179,9 +157,7 @@ def save_checkpoint(path: Path, model: AcousticModel, optimizer, step: int, epoc
         "total_steps": step + sum(run["steps"] for run in lineage),
         "hardware": f"{platform.machine()} {platform.processor() or ''} x{os.cpu_count()} cpus, torch {torch.__version__}".strip(),
     }
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    partial.replace(path)
+    save_atomically(path, state)
 
 
 def initial_weights(path: Path, device) -> tuple[dict[str, torch.Tensor], list[dict]]:

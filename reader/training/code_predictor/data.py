@@ -15,7 +15,6 @@ cached: it depends on which clips are given, and takes seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -39,6 +38,8 @@ from reader.prosody_prediction import (
 from reader.training.acoustic.data import DataConfig as CorpusConfig
 from reader.training.acoustic.data import Utterance, read_manifest
 
+from ..manifests import load_manifest
+
 CORPORA = ["ljspeech_longform", "kathleen_arctic"]
 # ../shared/data/README.md: consecutive LJ ids are consecutive stretches of one reading; ARCTIC's
 # clips are isolated prompts.
@@ -57,7 +58,7 @@ class ClipExample:
 
 
 def acoustic_key(models: Path) -> str:
-    manifest = json.loads((models / "acoustic" / "manifest.json").read_text(encoding="utf-8"))
+    manifest = load_manifest(models / "acoustic")
     return manifest["files"]["text_to_mel"]["sha256"]
 
 
@@ -69,11 +70,12 @@ class ExampleBuilder:
     """Analyses, aligns and encodes clips with the shipped front end and acoustic model (ONNX)."""
 
     def __init__(self, models: Path, threads: int = 1) -> None:
+        from reader_runtime.acoustic import AcousticModel
+        from reader_runtime.session import SessionOptions
+
         from reader.frontend.analysis import Analyzer
         from reader.prosody_selection import SentenceEncoder
         from reader.transfer import ProsodyTransfer
-        from reader_runtime.acoustic import AcousticModel
-        from reader_runtime.session import SessionOptions
 
         self.acoustic = AcousticModel.load(models / "acoustic", SessionOptions(intra_op_threads=threads, inter_op_threads=1))
         self.analyzer = Analyzer()
@@ -82,9 +84,10 @@ class ExampleBuilder:
 
     def build(self, utterance: Utterance) -> dict[str, np.ndarray]:
         """The arrays of one clip's npz (see load_example)."""
-        from reader.model_inputs import sentences_to_inputs
-        from reader.transfer import load_source, token_inputs
         from reader_runtime.features import FeatureSettings, log_mel_spectrogram
+
+        from reader.model_inputs import sentences_to_inputs, token_inputs
+        from reader.transfer_source import load_source
 
         sentences = self.analyzer.analyze_text(utterance.text).sentences
         inputs = sentences_to_inputs(sentences)

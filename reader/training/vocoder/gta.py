@@ -2,25 +2,16 @@
 
     python -m reader.training.vocoder.gta [--models DIR] [--corpora ...]
 
-The vocoder hears the acoustic model's predicted mels at run time, which are smoother than a
-recording's. Pairing the model's mel of a training clip, frame for frame, with that clip's audio
-teaches the vocoder to turn the model's mels into crisp speech (the usual cure, as in Tacotron 2 and
-HiFi-GAN's fine-tuning). The model renders each clip as it transfers a speaker onto itself: the
-recording's phoneme durations (runtime aligner), its utterance embedding and CopyCat codes, and its
-own per-phoneme F0 (taken as the acoustic model's training features take it, not as transfer does for
-unknown voices), so the mel's frames line up with the recording's and its pitch is the recording's.
-
-Rerun this after the acoustic model changes: the mels are cached under
-cache_dir()/vocoder/gta/<text_to_mel sha256 prefix>[-postnet-<postnet sha256 prefix>]/<corpus>/<id>.npy,
-so a new model or post-net gets new mels and the vocoder's fine-tune picks them up. The mels are taken
-after the acoustic model's post-net, as the runtime feeds the vocoder; `--without-postnet` gives the
-decoder's own, the post-net's training data (reader/training/acoustic/postnet.py).
+Each training clip is rendered as the model transfers a speaker onto itself (the recording's
+durations, embedding, codes and F0), so its mel lines up with the recording frame for frame. Cached
+under cache_dir()/vocoder/gta/<model key>/<corpus>/<id>.npy, so a new model gets new mels; taken after
+the post-net, or before it with `--without-postnet` (the post-net's training data).
+Details: docs/training.md#teacher-forced-mels.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,12 +23,14 @@ from reader.paths import cache_dir, models_dir
 from reader.training.acoustic.data import DataConfig as CorpusConfig
 from reader.training.acoustic.data import Utterance, read_manifest
 
+from ..manifests import load_manifest
+
 
 def gta_folder(models: Path, postnet: bool = True) -> Path:
     """Where the mels of an acoustic model are cached: keyed by its decoder and, where it has one and
     it is used, its post-net and the post-net's residual gain (the post-net's own training data are the
     mels without it)."""
-    manifest = json.loads((models / "acoustic" / "manifest.json").read_text(encoding="utf-8"))
+    manifest = load_manifest(models / "acoustic")
     files = manifest["files"]
     key = files["text_to_mel"]["sha256"][:16]
     if postnet and "postnet" in files:
@@ -55,10 +48,11 @@ class TeacherForcedMels:
     """The acoustic model's mel of a recording, rendered with the recording's own prosody and timing."""
 
     def __init__(self, models: Path, postnet: bool = True) -> None:
-        from reader.frontend.analysis import Analyzer
-        from reader.transfer import ProsodyTransfer
         from reader_runtime.acoustic import AcousticModel
         from reader_runtime.session import SessionOptions
+
+        from reader.frontend.analysis import Analyzer
+        from reader.transfer import ProsodyTransfer
 
         acoustic = AcousticModel.load(models / "acoustic", SessionOptions(intra_op_threads=2, inter_op_threads=1))
         self.acoustic = acoustic
@@ -67,9 +61,12 @@ class TeacherForcedMels:
 
     def render(self, utterance: Utterance) -> np.ndarray:
         """(frames, n_mels), frames = runtime.features' frame count of the recording."""
-        from reader.training.acoustic.data import extract_features
-        from reader.transfer import load_source, token_inputs, token_mean_log_f0, transcript_tokens
         from reader_runtime.features import FeatureSettings, log_mel_spectrogram
+
+        from reader.model_inputs import token_inputs
+        from reader.training.acoustic.data import extract_features
+        from reader.transfer import transcript_tokens
+        from reader.transfer_source import load_source, token_mean_log_f0
 
         settings = FeatureSettings(sample_rate=self.acoustic.sample_rate, hop_length=self.acoustic.hop_length)
         recording = load_source(utterance.audio_path, self.acoustic.sample_rate)

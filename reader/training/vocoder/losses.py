@@ -1,23 +1,8 @@
 """Spectral losses between generated and recorded audio (no discriminator; see train.py for why).
 
-- Multi-resolution STFT loss (Parallel WaveGAN): spectral convergence + L1 of log magnitudes at three
-  window sizes. Short windows judge timing (and so phase coherence across frames), long ones judge
-  harmonics; one resolution alone lets the other's artefacts through.
-- Log-mel L1 (HiFi-GAN's reconstruction loss) with runtime.features' filterbank: what the ear weighs.
-- Complex STFT L1 (`complex_weight`, for a teacher's target only): L1 between the real and imaginary
-  parts of magnitude-compressed spectra (|X|^0.3 with X's phase), at the same resolutions. Magnitude
-  losses cannot judge phase, which is what makes a GAN-free vocoder buzzy; a recording's phase cannot be
-  predicted from its mel, but a teacher vocoder's can (it is a function of the mel), so the student is
-  told the phase outright. The compression keeps loud low harmonics from drowning the rest.
-  Measured (benchmarks/naturalness.py, 10 test clips per voice, after 947 fine-tuning steps): it lowered
-  NISQA-TTS (kathleen copy synthesis 3.13 -> 2.62): where the phase is uncertain, L1 on complex values
-  is minimised by shrinking the magnitude, which magnitude losses then fight.
-- Phase losses (`phase_weight`, for a teacher's target only; APNet's anti-wrapping losses): the
-  wrapped difference between the generated and the target phase (instantaneous phase), between their
-  phase steps along frequency (group delay) and along time (instantaneous frequency), each bin weighted
-  by the target's magnitude (square-rooted) so that silent bins, whose phase means nothing, do not
-  count. They judge phase alone and leave magnitudes to the magnitude losses; the group delay and
-  instantaneous frequency terms are what a buzzy or phasey vocoder gets wrong.
+Multi-resolution STFT loss (Parallel WaveGAN), log-mel L1 (HiFi-GAN's), and for a teacher's target
+only a complex STFT L1 (`complex_weight`) and APNet's anti-wrapping phase losses (`phase_weight`).
+What each judges and what was measured: docs/training.md#vocoder-losses.
 """
 
 from __future__ import annotations

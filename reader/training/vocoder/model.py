@@ -26,13 +26,13 @@ MAX_LOG_MAGNITUDE = 6.0
 
 @dataclass
 class ModelConfig:
-    n_mels: int = 80
+    n_mels: int = FeatureSettings.n_mels  # the frame geometry is the features' (check_feature_settings)
     channels: int = 192
     intermediate_channels: int = 576
     blocks: int = 6
     kernel_size: int = 7
-    n_fft: int = 1024
-    hop_length: int = 256
+    n_fft: int = FeatureSettings.n_fft
+    hop_length: int = FeatureSettings.hop_length
 
     @property
     def receptive_field_frames(self) -> int:

