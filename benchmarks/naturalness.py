@@ -3,31 +3,11 @@
     python benchmarks/naturalness.py [--limit N] [--vocoder-dir DIR] [--denoise-strength S] [--split valid] [--systems ...]
         -> benchmarks/results/naturalness.{json,md}
 
-For the test clips of each voice (splits.json "test": LJ long-form and kathleen), one table with:
-- recordings: the clips themselves;
-- teacher copy synthesis: the recordings' mels through the public HiFi-GAN V1 generator that taught the
-  vocoder (reader/training/vocoder/teacher.py; needs the `train` extra, skipped without it);
-- vocoder copy synthesis: the recordings' mels (runtime.features) through the shipped vocoder;
-- engine: the transcript read by `Reader(voice=...)` end to end (front end, acoustic model, vocoder);
-- engine studio: the same with `Reader(vocoder="studio")` (HiFi-GAN V1 on the fast vocoder's output, issue 27);
-- engine without post-net: the same with the acoustic model's post-net left out (the decoder's mels
-  straight to the vocoder), to show what the post-net adds;
-- piper: Piper en_US-joe-medium (`bench` extra) reading the same transcripts: one male voice, set
-  beside both of ours as the tool a user would otherwise pick.
-Measures (benchmarks/speech_quality.py): NISQA-TTS predicted naturalness MOS, DNSMOS P.835 OVRL (raw;
-the goal's) with its SIG (signal distortion) and BAK (background noise) parts,
-Whisper tiny.en WER, speaking rate (syllables per second of speech), and for the engine and Piper the
-real-time factor (synthesis wall time / audio time, models loaded, one sentence at a time, on the
-threads onnxruntime picks). NISQA's weights are non-commercial: it is read from ../shared/models/nisqa
-for measuring and nothing in the package depends on it. `--vocoder-dir` evaluates another vocoder
-folder (vocoder.onnx + manifest) in place of the shipped one, e.g. a candidate before it ships;
-`--denoise-strength` evaluates the vocoder with another denoise strength (runtime/vocoder.py) than its
-manifest's. Candidates are chosen with `--split valid` (20 + 20 sentences), never on the test split.
-
-Scores of each system are cached (cache_dir()/benchmarks/naturalness/) under a key made of the
-system, the clips, and the model files it depends on (none for the recordings and Piper, the vocoder
-for copy synthesis, all shipped models and the default prosody mode for the engine), so a rerun after a new vocoder scores only
-what changed; `--fresh` ignores the cache. RTFs come from the run that made the scores.
+Systems: the recordings, copy synthesis through the teacher and the shipped vocoder, the engine end to
+end (fast and studio vocoders, and without the post-net), and Piper on the same texts. Measures:
+NISQA-TTS, DNSMOS OVRL/SIG/BAK, Whisper tiny.en WER, syllables per second, RTF (benchmarks/speech_quality.py).
+Scores are cached per system and the model files it depends on; `--fresh` ignores the cache.
+Candidates are chosen with `--split valid`, never on the test split. Details: docs/benchmark-methods.md.
 """
 
 from __future__ import annotations

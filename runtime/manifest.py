@@ -9,7 +9,7 @@ when it is first run. Vocoder manifests (reader/training/vocoder/export.py) name
 
 Hashing a file is done once per process for each (path, size, modification time).
 
-`python -m runtime.manifest MANIFEST [NAME=FILE ...]` (re)writes the bytes and sha256 of the listed
+`python -m reader_runtime.manifest MANIFEST [NAME=FILE ...]` (re)writes the bytes and sha256 of the listed
 files (and adds NAME=FILE entries) after a model file was replaced.
 """
 
@@ -148,7 +148,7 @@ def record_files(location: str | os.PathLike, add: dict[str, str] | None = None,
 
 def main(argv: list[str]) -> int:
     if not argv or any("=" not in arg for arg in argv[1:]):
-        print("usage: python -m runtime.manifest MANIFEST_OR_FOLDER [NAME=FILE ...]", file=sys.stderr)
+        print("usage: python -m reader_runtime.manifest MANIFEST_OR_FOLDER [NAME=FILE ...]", file=sys.stderr)
         return 2
     if not manifest_path(argv[0]).is_file():
         print(f"no manifest at {manifest_path(argv[0])}: write one with its format_version first", file=sys.stderr)

@@ -80,7 +80,7 @@ def edit_distance(a: np.ndarray, b: np.ndarray) -> int:
 def score_kinds(log_probs: np.ndarray, phones: np.ndarray, alignment_cost: float | None = None) -> dict[str, float]:
     """Every score of SCORE_DESCRIPTIONS for (frames, classes) recogniser log-probabilities and the
     transcript's (phones,) 1-based phone indices; those of NEEDS_ALIGNMENT_COST only with the
-    aligner's cost of the same transcript (runtime.aligner.Alignment.cost)."""
+    aligner's cost of the same transcript (reader_runtime.aligner.Alignment.cost)."""
     gap = ctc_negative_log_likelihood(log_probs, phones) + float(log_probs.max(-1).sum())
     scores = {
         "ctc_gap": gap / log_probs.shape[0],
@@ -144,7 +144,7 @@ class RuntimePhoneCheck:
         return classes[classes > 0]
 
     def log_probs(self, log_mel: np.ndarray) -> np.ndarray:
-        """(ceil(frames / 2), 1 + phones) recogniser log-probabilities of a (frames, n_mels) log-mel (runtime.features)."""
+        """(ceil(frames / 2), 1 + phones) recogniser log-probabilities of a (frames, n_mels) log-mel (reader_runtime.features)."""
         (log_probs,) = self.session.run(None, {"log_mel": np.asarray(log_mel, np.float32)[None]})
         return log_probs[0]
 
@@ -154,7 +154,7 @@ class RuntimePhoneCheck:
 
     def check(self, tokens: TokenInputs, log_mel: np.ndarray, alignment_cost: float | None = None) -> PhoneCheck:
         """The check of the transcript's tokens against a (frames, n_mels) log-mel; alignment_cost: the
-        aligner's cost of the same (runtime.aligner), needed where needs_alignment_cost."""
+        aligner's cost of the same (reader_runtime.aligner), needed where needs_alignment_cost."""
         if self.needs_alignment_cost and alignment_cost is None:
             raise ValueError(f"the phone check's score {self.score_kind} needs the aligner's alignment cost of the transcript")
         log_probs = self.log_probs(log_mel)

@@ -15,6 +15,7 @@ never runs more than that far ahead of a real-time sink.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable
@@ -229,11 +230,17 @@ def first_cuts(lookahead_frames: int, ramp_chunks: int, limit: int) -> list[int]
     return cuts
 
 
+# Where on the stream's audio timeline (seconds from its start) the output of the model call being
+# submitted is first needed: set for each call, so a shared executor may run the most urgent first.
+NEEDED_AT: contextvars.ContextVar[float] = contextvars.ContextVar("reader_runtime_needed_at", default=0.0)
+
+
 class StreamingSynthesizer:
     """Turns a stream of sentence requests into a stream of audio chunks (models loaded once, shared)."""
 
     def __init__(
-        self, acoustic: AcousticModel, vocoder, max_jobs: int = 1, max_queued: int = 4, pace_seconds: float | None = None, executor: Executor | None = None
+        self, acoustic: AcousticModel, vocoder, max_jobs: int = 1, max_queued: int = 4, pace_seconds: float | None = None, executor: Executor | None = None,
+        ramp_chunks: int | None = None,
     ) -> None:
         self.acoustic = acoustic
         self.vocoder = vocoder
@@ -243,6 +250,8 @@ class StreamingSynthesizer:
         # `executor`: the models' calls run there instead of on threads of this stream's own (a server's
         # one pool for all its streams, which then orders their work); close() leaves it open.
         self._own_executor = executor is None
+        # first_cuts' ramp: the vocoder's own, or more where the vocoder shares the CPU with other streams.
+        self.ramp_chunks = max(vocoder.ramp_chunks, ramp_chunks or 0)
         self._executor = executor or ThreadPoolExecutor(max_workers=max_jobs + 1, thread_name_prefix="synthesis")
 
     @property
@@ -258,13 +267,25 @@ class StreamingSynthesizer:
         decoded: asyncio.Queue = asyncio.Queue(maxsize=self.max_queued)
         jobs = asyncio.Semaphore(self.max_jobs)
 
+        decoded_seconds = 0.0  # audio of the sentences decoded so far: where the next one starts
+
+        def advance(done: asyncio.Future) -> None:
+            nonlocal decoded_seconds
+            if not done.cancelled() and done.exception() is None:
+                decoded_seconds += len(done.result().mel) * self.acoustic.hop_length / self.sample_rate
+
         async def acoustic_stage() -> None:
             try:
                 async for request in _aiter(requests):
                     await jobs.acquire()
+                    NEEDED_AT.set(decoded_seconds)
                     future = loop.run_in_executor(self._executor, decode, self.acoustic, request)
+                    future.add_done_callback(advance)
                     future.add_done_callback(lambda _: jobs.release())
                     await decoded.put((request, future))
+                    if not self._own_executor:  # a shared pool: analyse the next sentence once this one's length is known,
+                        await asyncio.wait([future])  # so that its NEEDED_AT says when it is due
+                    NEEDED_AT.set(decoded_seconds)
             except asyncio.CancelledError:
                 raise  # the consumer has gone: nobody reads an end mark, and waiting on a full queue would hang
             except BaseException:
@@ -293,12 +314,13 @@ class StreamingSynthesizer:
                 sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
                 cuts = phrase_cuts(output.durations, request.boundary_levels)
                 if index == 0:
-                    cuts[:0] = first_cuts(self.vocoder.lookahead_frames, self.vocoder.ramp_chunks, cuts[0] if cuts else len(output.mel))
+                    cuts[:0] = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, cuts[0] if cuts else len(output.mel))
                 bounds = [0, *cuts, len(output.mel)]
                 for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                     if throttler is not None:
                         for _ in range(max(1, round((hi - lo) * seconds_per_frame))):
                             await throttler.acquire()
+                    NEEDED_AT.set(produced / self.sample_rate)
                     samples = gains.apply(await loop.run_in_executor(self._executor, vocoder_stream.push, output.mel[lo:hi]), produced)
                     last = piece == len(bounds) - 2
                     start = produced / self.sample_rate

@@ -9,7 +9,8 @@ them). Output sample p lines up with the fast vocoder's sample p, so both give t
 StudioStream has VocoderStream's push()/finish(). The generator is a stack of convolutions: an output
 frame depends on `context` input frames on each side (less than its full receptive field, measured in
 tests to keep streamed audio within -60 dB of a whole-utterance call), so each run takes `context`
-frames before the new ones and holds back the last `context` frames until more mel (or the end) comes.
+frames before the new ones and holds back the last `context` frames until more mel (or the end) comes;
+runs wait for enough new frames that the context stays a small share of their cost (MIN_RUN_FRAMES).
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ PAD_SAMPLES = 384  # (n_fft - hop) / 2: HiFi-GAN's uncentred framing
 # larger, but its outer taps are too weak to matter (tests/test_studio_vocoder.py: joined chunks stay
 # within -60 dB of whole-utterance synthesis); each frame of context costs compute on every chunk.
 CONTEXT_FRAMES = 12
-# Chunks of the stream's first phrase after the first one (runtime.stream.first_cuts): 20, 30, 45, 68 and
+# Chunks of the stream's first phrase after the first one (reader_runtime.stream.first_cuts): 20, 30, 45, 68 and
 # 102 frames, each ready before the audio before it has played when runs take under 0.385 s per second.
 RAMP_CHUNKS = 5
+# Each run costs 2 * CONTEXT_FRAMES frames of context and a call, so the stream waits for at least half
+# as many new frames as it has emitted (the ramp above passes) up to this many (2 s) before it runs.
+MIN_RUN_FRAMES = 172
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class StudioVocoder:
         # Audio lags the mel by the fast vocoder's look-ahead, the analysis window's reach past its
         # frame (640 samples: 3 frames) and the generator's right context.
         self.lookahead_frames = fast.lookahead_frames + -(-(settings.n_fft - PAD_SAMPLES) // settings.hop_length) + self.context_frames
-        self.ramp_chunks = RAMP_CHUNKS  # runtime.stream: small chunks growing after the first, for playback
+        self.ramp_chunks = RAMP_CHUNKS  # reader_runtime.stream: small chunks growing after the first, for playback
 
     @classmethod
     def load(cls, folder: str | Path, fast: Vocoder, options: SessionOptions = SessionOptions()) -> StudioVocoder:
@@ -140,7 +144,7 @@ class StudioStream:
     def _advance(self, audio: np.ndarray, final: bool) -> np.ndarray:
         self._analyse(audio, final)
         ready = self.mel_frames if final else max(self.mel_frames - self.context, self.frames_done)
-        if ready <= self.frames_done:
+        if ready <= self.frames_done or (not final and ready - self.frames_done < min(MIN_RUN_FRAMES, self.frames_done // 2)):
             return np.zeros(0, np.float32)
         first = max(0, self.frames_done - self.context)
         out = self.vocoder.generate(self.mel[first - self.mel_start :])

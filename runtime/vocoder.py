@@ -1,23 +1,12 @@
 """Vocoder: natural-log mel frames -> waveform, whole utterances or streamed chunk by chunk.
 
-The ONNX graph (trained in reader/training/vocoder) maps log-mel frames to each frame's STFT (real and
-imaginary parts, n_fft 1024, hop 256); the inverse FFT and overlap-add are done here in numpy.
-Frame i's windowed inverse FFT is centred on sample i * hop, T frames give T * hop samples, and each
-sample is divided by the summed squared window of the frames covering it (so the utterance ends keep
-their level). This matches reader.training.vocoder.model.inverse_stft.
-
-Streaming is exact, not crossfaded: the graph is a stack of fixed-kernel convolutions, so a spectrum
-frame depends only on the mel frames within `receptive_field_frames` on each side, and a sample only
-on the spectrum frames overlapping it. VocoderStream runs the graph on each new stretch of frames with
-that much context, keeps the overlap-add accumulators between calls, and emits only the samples no
-later frame can change. Latency: receptive_field_frames + 2 frames. The concatenated chunks equal
-`Vocoder.synthesize` on the whole mel (which is the same code with one chunk) up to float rounding.
-
-Denoising (manifest `denoise.strength`, 0 = off): the graph's own noise floor, the magnitude spectrum it
-gives a silent mel, is computed at load, scaled by the strength and subtracted from every frame's
-magnitude (floored at zero, phase kept): the bias removal of WaveGlow's and HiFi-GAN's denoisers, done
-on the spectra the graph already outputs, so it costs no extra transform and, being per frame, keeps
-streaming exact.
+The ONNX graph maps log-mel frames to each frame's STFT (n_fft 1024, hop 256); the inverse FFT and a
+window-normalised overlap-add are done here in numpy (as reader.training.vocoder.model.inverse_stft).
+Streaming is exact, not crossfaded: a spectrum frame depends only on the mel frames within
+`receptive_field_frames`, so VocoderStream runs the graph on each new stretch with that much context and
+emits only the samples no later frame can change. Denoising (manifest `denoise.strength`) subtracts the
+graph's own noise floor (its magnitudes for a silent mel) from every frame, phase kept.
+Details: docs/vocoders.md.
 """
 
 from __future__ import annotations
@@ -72,7 +61,7 @@ class Vocoder:
         self.noise_floor = spec.denoise_strength * self.silence_magnitude() if spec.denoise_strength > 0 else None
         # Mel frames a stream must have received beyond a sample's frame before it emits that sample.
         self.lookahead_frames = spec.receptive_field_frames + 2
-        self.ramp_chunks = 0  # runtime.stream.first_cuts: far ahead of real time, one small first chunk is enough
+        self.ramp_chunks = 0  # reader_runtime.stream.first_cuts: far ahead of real time, one small first chunk is enough
 
     @classmethod
     def load(cls, folder: str | Path, options: SessionOptions = SessionOptions()) -> Vocoder:

@@ -4,7 +4,7 @@ The unsupervised aligner of RAD-TTS ("One TTS Alignment To Rule Them All", Badla
 a soft alignment (frames attending over tokens, L2 distance between learned keys and queries, plus a
 beta-binomial prior that favours the diagonal) trained with a CTC-style forward-sum loss over all
 monotonic paths; the hard durations used everywhere else are its most likely monotonic path (MAS,
-as in Glow-TTS), found in numpy by runtime.aligner, which also aligns real recordings at run time.
+as in Glow-TTS), found in numpy by reader_runtime.aligner, which also aligns real recordings at run time.
 """
 
 from __future__ import annotations

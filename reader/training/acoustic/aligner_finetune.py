@@ -166,7 +166,7 @@ def alignment_losses(model: AlignerModel, batch: dict[str, torch.Tensor], contra
 
 
 def path_costs(log_probs: torch.Tensor, path: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-    """(B,) the runtime's alignment cost (runtime.aligner.alignment_of) of each clip along a fixed path:
+    """(B,) the runtime's alignment cost (reader_runtime.aligner.alignment_of) of each clip along a fixed path:
     mean over frames of the best token's log-probability minus the path token's."""
     gap = log_probs.max(-1).values - (log_probs * path).sum(-1)
     return (gap * frame_mask).sum(-1) / frame_mask.sum(-1)

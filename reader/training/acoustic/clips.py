@@ -86,7 +86,7 @@ def feature_settings(acoustic_folder: Path) -> FeatureSettings:
 class Clip:
     utterance: Utterance
     tokens: dict[str, np.ndarray]  # TOKEN_INPUTS -> (N,) int64
-    log_mel: np.ndarray  # (T, n_mels) float32, runtime.features of the recording at the model rate
+    log_mel: np.ndarray  # (T, n_mels) float32, reader_runtime.features of the recording at the model rate
 
     @property
     def n_frames(self) -> int:

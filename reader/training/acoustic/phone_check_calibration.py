@@ -19,7 +19,7 @@ from .phone_recognizer import PHONES, RecognizerConfig, phone_targets
 
 
 class Scorer:
-    """Every score kind of runtime.phone_check (and the aligner's cost) of a log-mel and a transcript's
+    """Every score kind of reader_runtime.phone_check (and the aligner's cost) of a log-mel and a transcript's
     tokens, with the exported graphs as the runtime runs them."""
 
     def __init__(self, graph: Path, acoustic: Path):

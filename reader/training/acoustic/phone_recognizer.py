@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--evaluate", action="store_true", help="only score the development set with every score kind (exports the graph first)")
     parser.add_argument(
         "--score", default="ctc_gap_per_phone",
-        help="the runtime.phone_check score kind to calibrate and ship (chosen on the development set, --evaluate, and on noise: see runtime/phone_check.py)",
+        help="the reader_runtime.phone_check score kind to calibrate and ship (chosen on the development set, --evaluate, and on noise: see runtime/phone_check.py)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     config = load_config(args.config, RecognizerConfig)

@@ -6,7 +6,7 @@ mel, so its phase can be regressed). What it hears (`gta_share`): the recording'
 that share of segments, the acoustic model's teacher-forced mel of the clip (gta.py), frame for frame,
 so it learns to render the model's smoother mels as the recording sounds.
 
-Each clip's log-mel is computed once with runtime.features.log_mel_spectrogram (the exact features the
+Each clip's log-mel is computed once with reader_runtime.features.log_mel_spectrogram (the exact features the
 acoustic model predicts and the runtime feeds the vocoder) and cached under cache_dir()/vocoder/mels/,
 outside git. Audio and mels are then held in memory (~0.6 GB for both corpora). A segment is a run of
 whole mel frames plus the audio they cover: frames [k, k + F) -> samples [k * hop, (k + F) * hop),

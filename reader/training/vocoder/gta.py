@@ -60,7 +60,7 @@ class TeacherForcedMels:
         self.transfer = ProsodyTransfer(acoustic, Analyzer())
 
     def render(self, utterance: Utterance) -> np.ndarray:
-        """(frames, n_mels), frames = runtime.features' frame count of the recording."""
+        """(frames, n_mels), frames = reader_runtime.features' frame count of the recording."""
         from reader_runtime.features import FeatureSettings, log_mel_spectrogram
 
         from reader.model_inputs import token_inputs

@@ -87,7 +87,7 @@ class VocoderGenerator(nn.Module):
         return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
 
     def waveform(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """(B, T, n_mels) -> (B, T * hop) audio, as runtime.vocoder computes it from the graph's output."""
+        """(B, T, n_mels) -> (B, T * hop) audio, as reader_runtime.vocoder computes it from the graph's output."""
         real, imag = self(log_mel)
         return inverse_stft(real, imag, self.window, self.config.hop_length)
 
@@ -96,7 +96,7 @@ def inverse_stft(real: torch.Tensor, imag: torch.Tensor, window: torch.Tensor, h
     """Weighted overlap-add of centred frames (frame i centred on sample i * hop), T * hop samples out.
 
     Normalised by the summed squared window of the frames present, so the ends (fewer overlapping
-    frames) keep their level; the same convention as runtime.vocoder's numpy overlap-add.
+    frames) keep their level; the same convention as reader_runtime.vocoder's numpy overlap-add.
     """
     n_fft = window.numel()
     frames = torch.fft.irfft(torch.complex(real, imag), n=n_fft, dim=-1) * window  # (B, T, n_fft)

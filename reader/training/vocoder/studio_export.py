@@ -113,16 +113,23 @@ def export(out_dir: Path, generator_name: str = "LJSpeech") -> Path:
         "files": {"graph": file_entry(graph_path)},
         "features": asdict(settings),
         "framing": {
-            "pad_samples": PAD_SAMPLES, "pad_mode": "reflect", "centred": False,
-            "magnitude": "sqrt(re^2 + im^2 + 1e-9)", "log_floor": 1e-5,
+            "pad_samples": PAD_SAMPLES,
+            "pad_mode": "reflect",
+            "centred": False,
+            "magnitude": "sqrt(re^2 + im^2 + 1e-9)",
+            "log_floor": 1e-5,
             "note": "HiFi-GAN's own training framing: frame j covers samples [j*hop - 384, j*hop + 640), output sample p lines up with input sample p",
-        },  # fmt: skip
+        },
         "input": "cascade: the fast vocoder's (exported_models/vocoder) denoised audio, re-analysed into a log-mel in this framing",
         "receptive_field_frames": receptive_field_frames(session, settings.n_mels, settings.hop_length),
         "io": {"log_mel": "float32 (1, T, n_mels)", "audio": "float32 (1, T * hop)"},
         "generator": {"name": f"HiFi-GAN V1 generator_{generator_name}", "source": SOURCE, "licence": "MIT", "parameters": sum(p.numel() for p in teacher.generator.parameters())},
-        "weights": {"stored": "float16", "compute": "float32 (Cast nodes at the graph's head, folded by onnxruntime at load)", "cast_initializers": replaced,
-                    "max_abs_difference_to_float32_graph": difference},  # fmt: skip
+        "weights": {
+            "stored": "float16",
+            "compute": "float32 (Cast nodes at the graph's head, folded by onnxruntime at load)",
+            "cast_initializers": replaced,
+            "max_abs_difference_to_float32_graph": difference,
+        },
         "export": f"python -m reader.training.vocoder.studio_export (torch {torch.__version__}, opset {OPSET}, TorchScript exporter)",
     }
     manifest_path = out_dir / MANIFEST_NAME
