@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Analyzer", "Audio", "AudioChunk", "Document", "MarkTiming", "ModelError", "Reader", "ReaderError", "SentenceTiming", "VoiceInfo", "WordTiming",
     "check_output", "list_voices", "read_document", "require_speakable",
+    "DEFAULT_PROSODY", "DEFAULT_TRANSFER_MODE", "DEFAULT_VOCODER", "PROSODY_MODES", "PROSODY_SELECTORS", "TRANSFER_MODES", "VOCODERS",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
@@ -27,7 +28,12 @@ _EXPORTS = {
     "VoiceInfo": "engine", "list_voices": "engine", "Analyzer": "frontend.analysis",
     "Document": "frontend.document", "read_document": "frontend.document", "require_speakable": "frontend.document",
     "ModelError": "errors", "ReaderError": "errors", "check_output": "io.sinks",
+    # the settings' choices, for front doors that list them
+    "PROSODY_MODES": "prosody_prediction", "DEFAULT_PROSODY": "prosody_prediction", "PROSODY_SELECTORS": "prosody_selection",
+    "TRANSFER_MODES": "transfer", "DEFAULT_TRANSFER_MODE": "transfer", "VOCODERS": "vocoders", "DEFAULT_VOCODER": "vocoders",
 }  # fmt: skip
+# Public names that are another name in their module.
+_RENAMED = {"PROSODY_SELECTORS": "SELECTORS", "TRANSFER_MODES": "MODES", "DEFAULT_TRANSFER_MODE": "DEFAULT_MODE"}
 
 
 def __getattr__(name: str):
@@ -35,4 +41,4 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'reader' has no attribute {name!r}")
     from importlib import import_module
 
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), _RENAMED.get(name, name))

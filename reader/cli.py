@@ -11,11 +11,8 @@ import threading
 from asyncio import CancelledError
 from typing import Sequence, TextIO
 
+from . import DEFAULT_PROSODY, DEFAULT_TRANSFER_MODE, DEFAULT_VOCODER, PROSODY_MODES, PROSODY_SELECTORS, TRANSFER_MODES, VOCODERS
 from .errors import ReaderError, as_reader_error
-from .prosody_prediction import DEFAULT_PROSODY, PROSODY_MODES
-from .prosody_selection import SELECTORS
-from .transfer import DEFAULT_MODE, MODES
-from .vocoders import DEFAULT_VOCODER, VOCODERS
 
 VOCODER_HELP = f"studio: HiFi-GAN, the better sound; fast: for slow machines and many streams (default: {DEFAULT_VOCODER})"
 
@@ -111,7 +108,6 @@ def cmd_analyze(args: argparse.Namespace, out: TextIO) -> int:
 
 def _speak(args: argparse.Namespace, output: str | None, pace_seconds: float | None) -> int:
     from . import Reader, check_output, read_document, require_speakable
-    from .vocoders import use_fast_unless_real_time
 
     text = read_document(args.file)
     require_speakable(text, args.file)
@@ -120,8 +116,8 @@ def _speak(args: argparse.Namespace, output: str | None, pace_seconds: float | N
         voice=args.voice, speed=args.speed, device=args.device, parser=args.parser, lexicon=args.lexicon, prosody=args.prosody,
         sentence_pause=args.sentence_pause, paragraph_pause=args.paragraph_pause, vocoder=args.vocoder,
     )  # fmt: skip
-    if output is None:  # playback must never stutter
-        use_fast_unless_real_time(reader)
+    if output is None and reader.keep_real_time():  # playback must never stutter
+        print("reader: this machine cannot keep real time with the studio vocoder; playing with the fast vocoder", file=sys.stderr)
     # Playback and piped output start before the parser is ready (README: "Start-up"); files wait for it.
     reader.speak(text, output, pace_seconds=pace_seconds, quick_start=output in (None, "-"), source=_input_name(args.file), marks=args.marks)
     return 0
@@ -194,13 +190,10 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_voices(args: argparse.Namespace, out: TextIO) -> int:
     from . import list_voices
-    from .paths import models_dir
-    from .vocoders import available_vocoders
 
-    vocoders = ", ".join(available_vocoders(models_dir()))  # one studio generator serves every voice
     for voice in list_voices():
         marks = [m for m, on in (("default", voice.default), ("synthetic", voice.synthetic)) if on]
-        out.write(f"{voice.name}{'  (' + ', '.join(marks) + ')' if marks else ''}  vocoders: {vocoders}\n")
+        out.write(f"{voice.name}{'  (' + ', '.join(marks) + ')' if marks else ''}  vocoders: {', '.join(voice.vocoders)}\n")
     return 0
 
 
@@ -226,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="one JSON object per sentence (JSON Lines)")
     analyze.add_argument("--parser", choices=["spacy", "stanza"], default="spacy", help="syntactic parser backend")
     analyze.add_argument("--lexicon", help="user pronunciation lexicon (default: ~/.config/reader/lexicon.txt if present)")
-    analyze.add_argument("--prosody", choices=SELECTORS, help="also show each sentence's selected acoustic embedding (needs the shipped models)")
+    analyze.add_argument("--prosody", choices=PROSODY_SELECTORS, help="also show each sentence's selected acoustic embedding (needs the shipped models)")
     analyze.add_argument("--voice", help="voice whose prosody bank --prosody searches (default: the default voice)")
     analyze.set_defaults(run=cmd_analyze)
 
@@ -264,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("-o", "--output", required=True, help="output file (.wav or .flac; - for raw 16-bit PCM on standard output)")
     transfer.add_argument("--source-voice", help="the known voice who speaks in the recording (default: the nearest known voice)")
     transfer.add_argument(
-        "--prosody-mode", choices=MODES, default=DEFAULT_MODE,
+        "--prosody-mode", choices=TRANSFER_MODES, default=DEFAULT_TRANSFER_MODE,
         help="codes: the source's durations and CopyCat codes; codes+f0: also its pitch contour, moved to the target's register",
     )  # fmt: skip
     transfer.add_argument("--force", action="store_true", help="transfer even if the transcript does not seem to match the recording")

@@ -182,6 +182,16 @@ class Reader:
     def sample_rate(self) -> int:
         return self.acoustic.sample_rate
 
+    def keep_real_time(self) -> bool:
+        """Before playback: if this reader reads with the studio vocoder and the machine cannot keep
+        real time with it now, switch to the fast vocoder (True: it switched; playback never stutters)."""
+        from .vocoders import keeps_real_time
+
+        if self.vocoder_name != "studio" or keeps_real_time(self.vocoder):
+            return False
+        self.vocoder, self.vocoder_name = self.fast_vocoder, "fast"
+        return True
+
     def voices(self) -> list[str]:
         return [s.name for s in self.acoustic.speakers]
 
@@ -425,6 +435,7 @@ class VoiceInfo:
     name: str
     default: bool  # the voice a Reader reads with when none is named
     synthetic: bool  # made by the model rather than recorded (see the acoustic manifest)
+    vocoders: tuple[str, ...] = ("fast",)  # the vocoders it can be read with (reader.vocoders.VOCODERS)
 
 
 def list_voices(models: Path | None = None) -> list[VoiceInfo]:
@@ -432,12 +443,15 @@ def list_voices(models: Path | None = None) -> list[VoiceInfo]:
     from reader_runtime.errors import RuntimeModelError
 
     from .models import load_acoustic
+    from .vocoders import available_vocoders
 
+    folder = models or models_dir()
     try:
-        acoustic = load_acoustic(models or models_dir())
+        acoustic = load_acoustic(folder)
     except RuntimeModelError as exc:
         raise as_reader_error(exc) from None
-    return [VoiceInfo(s.name, s.name.lower() == DEFAULT_VOICE, s.synthetic) for s in acoustic.speakers]
+    vocoders = tuple(available_vocoders(folder))  # one studio generator serves every voice
+    return [VoiceInfo(s.name, s.name.lower() == DEFAULT_VOICE, s.synthetic, vocoders) for s in acoustic.speakers]
 
 
 def _run_to_completion(coroutine):

@@ -35,6 +35,7 @@ def ssml_settings(sentence: SentenceAnalysis, inputs: ModelInputs, levels: np.nd
     rate = np.array([per_word[w].rate for w in word_of_token], np.float32)
     pitch = np.array([per_word[w].pitch for w in word_of_token], np.float32)
     gain = np.array([per_word[w].gain for w in word_of_token], np.float32)
+    bleep = np.array([per_word[w].bleep for w in word_of_token], bool)
     # An explicit break is silence: the model fills a long pause token with breath and noise, so mute it.
     gain[fixed & (pause_frames > 0)] = 0.0
     marks = tuple(((0 if gap < 0 else int(boundaries[gap])) + after, name, start, end) for gap, name, start, end, after in controls.marks)
@@ -42,6 +43,7 @@ def ssml_settings(sentence: SentenceAnalysis, inputs: ModelInputs, levels: np.nd
         "rate": rate if np.any(rate != 1.0) else None,
         "pitch": pitch if np.any(pitch != 1.0) else None,
         "gain": gain if np.any(gain != 1.0) else None,
+        "bleep": bleep if bleep.any() else None,
         "fixed_pauses": fixed if fixed.any() else None,
         "marks": marks,
     }

@@ -10,7 +10,6 @@ explicitly it is a ModelError. Playback checks at load that the machine keeps re
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from .errors import ModelError, ReaderError
@@ -62,10 +61,3 @@ def keeps_real_time(vocoder) -> bool:
     measure = getattr(vocoder, "real_time_factor", None)
     return measure is None or measure() <= REAL_TIME_SHARE
 
-
-def use_fast_unless_real_time(reader) -> None:
-    """Before playback: a Reader reading with studio on a machine that cannot keep real time with it
-    says so once and switches to its fast vocoder."""
-    if reader.vocoder_name == "studio" and not keeps_real_time(reader.vocoder):
-        print("reader: this machine cannot keep real time with the studio vocoder; playing with the fast vocoder", file=sys.stderr)
-        reader.vocoder, reader.vocoder_name = reader.fast_vocoder, "fast"

@@ -63,6 +63,7 @@ class SynthesisRequest:
     rate: np.ndarray | None = None
     pitch: np.ndarray | None = None
     gain: np.ndarray | None = None
+    bleep: np.ndarray | None = None  # per token: True where a tone replaces the speech (its timing kept)
     fixed_pauses: np.ndarray | None = None  # per token: True where pause_frames holds whatever speed and rate
     marks: tuple[tuple[int, str, int, int], ...] = ()  # (token index, name, start_char, end_char): timed at the token's start
 
@@ -164,32 +165,41 @@ def mark_timings(durations: np.ndarray, marks, seconds_per_frame: float, offset:
     return [MarkTiming(name, float(offset + starts[min(token, len(durations))] * seconds_per_frame), s, e, sentence_index) for token, name, s, e in marks]
 
 
-class GainTrack:
-    """Per-frame gains of the requests pushed so far, applied to the audio as it comes (interpolated
-    between frame centres, so a change of volume never clicks). Idle, and free, until a request has a gain."""
+# A bleep (SSML say-as expletive) is a 1 kHz tone at this amplitude, as broadcast and Polly bleep.
+BLEEP_HZ, BLEEP_AMPLITUDE = 1000.0, 0.2
 
-    def __init__(self, hop: int) -> None:
-        self.hop = hop
+
+class GainTrack:
+    """Per-frame gains and bleeps of the requests pushed so far, applied to the audio as it comes
+    (interpolated between frame centres, so a change never clicks). Idle, and free, until a request has one."""
+
+    def __init__(self, hop: int, sample_rate: int) -> None:
+        self.hop, self.sample_rate = hop, sample_rate
         self.origin = 0  # frame index of gains[0]
         self.gains = np.zeros(0, np.float32)
+        self.bleeps = np.zeros(0, np.float32)
         self.active = False
 
-    def push(self, gain: np.ndarray | None, durations: np.ndarray) -> None:
-        if gain is None and not self.active:
+    def push(self, gain: np.ndarray | None, durations: np.ndarray, bleep: np.ndarray | None = None) -> None:
+        if gain is None and bleep is None and not self.active:
             self.origin += int(durations.sum())
             return
         self.active = True
-        per_frame = np.repeat(np.ones(len(durations), np.float32) if gain is None else np.asarray(gain, np.float32), durations)
-        self.gains = np.concatenate([self.gains, per_frame])
+        per_token = np.ones(len(durations), np.float32) if gain is None else np.asarray(gain, np.float32)
+        bleeped = np.zeros(len(durations), np.float32) if bleep is None else np.asarray(bleep, np.float32)
+        self.gains = np.concatenate([self.gains, np.repeat(per_token, durations)])
+        self.bleeps = np.concatenate([self.bleeps, np.repeat(bleeped, durations)])
 
     def apply(self, samples: np.ndarray, start_sample: int) -> np.ndarray:
         if not self.active or not len(samples) or not len(self.gains):
             return samples
-        frames = (start_sample + np.arange(len(samples))) / self.hop - 0.5
-        gain = np.interp(frames, self.origin + np.arange(len(self.gains)), self.gains)
+        index = start_sample + np.arange(len(samples))
+        frames, known = index / self.hop - 0.5, self.origin + np.arange(len(self.gains))
+        gain, bleep = np.interp(frames, known, self.gains), np.interp(frames, known, self.bleeps)
         done = max(0, (start_sample + len(samples)) // self.hop - 2 - self.origin)
-        self.gains, self.origin = self.gains[done:], self.origin + done
-        return np.clip(samples * gain, -1.0, 1.0).astype(np.float32)
+        self.gains, self.bleeps, self.origin = self.gains[done:], self.bleeps[done:], self.origin + done
+        tone = BLEEP_AMPLITUDE * np.sin(2 * np.pi * BLEEP_HZ * index / self.sample_rate)
+        return np.clip(samples * gain * (1 - bleep) + tone * bleep, -1.0, 1.0).astype(np.float32)
 
 
 def phrase_cuts(durations: np.ndarray, boundary_levels: np.ndarray) -> list[int]:
@@ -298,7 +308,7 @@ class StreamingSynthesizer:
         hop = self.acoustic.hop_length
         seconds_per_frame = hop / self.sample_rate
         vocoder_stream = self.vocoder.stream()
-        gains = GainTrack(hop)
+        gains = GainTrack(hop, self.sample_rate)
         produced = 0  # samples emitted so far (lags the mel by the vocoder's look-ahead)
         frames = 0  # mel frames pushed so far: the true timeline position for word timings
         try:
@@ -310,7 +320,7 @@ class StreamingSynthesizer:
                 frames += len(output.mel)
                 timings = word_timings(output.durations, request.word_indices, seconds_per_frame, offset, request.word_spans, index)
                 marks = mark_timings(output.durations, request.marks, seconds_per_frame, offset, index)
-                gains.push(request.gain, output.durations)
+                gains.push(request.gain, output.durations, request.bleep)
                 sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
                 cuts = phrase_cuts(output.durations, request.boundary_levels)
                 if index == 0:

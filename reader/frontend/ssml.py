@@ -208,7 +208,7 @@ class _Handler(ContentHandler):
         elif name == "say-as":
             interpret = attrs.get("interpret-as", "")
             if interpret == "expletive":
-                voice = Voice(voice.rate, voice.pitch, 0.0)  # bleeped: spoken silently, timing kept
+                voice = voice * Voice(bleep=True)
         elif name == "phoneme":
             if not attrs.get("ph", "").strip():
                 self.fail("<phoneme> needs a ph attribute")

@@ -35,14 +35,16 @@ MAX_VOLUME_DB = 20.0
 
 @dataclass(frozen=True)
 class Voice:
-    """How a span is spoken: rate (duration divisor), pitch (F0 factor) and gain (amplitude factor)."""
+    """How a span is spoken: rate (duration divisor), pitch (F0 factor), gain (amplitude factor), and
+    whether it is bleeped (say-as expletive: a tone in place of the words, their timing kept)."""
 
     rate: float = 1.0
     pitch: float = 1.0
     gain: float = 1.0
+    bleep: bool = False
 
     def __mul__(self, other: Voice) -> Voice:
-        return Voice(self.rate * other.rate, self.pitch * other.pitch, self.gain * other.gain)
+        return Voice(self.rate * other.rate, self.pitch * other.pitch, self.gain * other.gain, self.bleep or other.bleep)
 
 
 PLAIN = Voice()
@@ -148,7 +150,7 @@ class SentenceControls:
         for i, v in enumerate(self.voices):
             if v != PLAIN:
                 pitch = 12 * math.log2(v.pitch)
-                gain = "silent" if v.gain == 0 else f"{20 * math.log10(v.gain):+.1f} dB"
+                gain = "bleeped" if v.bleep else "silent" if v.gain == 0 else f"{20 * math.log10(v.gain):+.1f} dB"
                 parts.append(f"{words[i].text!r} rate {v.rate:g} pitch {pitch:+.1f} st volume {gain}")
         return "; ".join(parts) or "-"
 
