@@ -146,12 +146,7 @@ class Reader:
         if prosody is not None and prosody not in PROSODY_MODES:
             raise ReaderError(f"unknown prosody mode {prosody!r}: use one of {', '.join(PROSODY_MODES)}")
         self.speed = speed
-        self.final_pauses = dict(FINAL_PAUSE_SECONDS)  # seconds after a sentence and a paragraph
-        for level, seconds, name in ((BreakLevel.SENTENCE, sentence_pause, "sentence"), (BreakLevel.PARAGRAPH, paragraph_pause, "paragraph")):
-            if seconds is not None:
-                if not 0.0 <= seconds <= MAX_PAUSE_SECONDS:
-                    raise ReaderError(f"{name} pause {seconds} is out of range: use 0 to {MAX_PAUSE_SECONDS:g} seconds")
-                self.final_pauses[level] = float(seconds)
+        self.final_pauses = final_pauses(sentence_pause, paragraph_pause)  # seconds after a sentence and a paragraph
         folder = models or models_dir()
         check_models(reading_models(folder))
         options = SessionOptions(device=device, intra_op_threads=threads)
@@ -195,10 +190,14 @@ class Reader:
     def voices(self) -> list[str]:
         return [s.name for s in self.acoustic.speakers]
 
-    def request(self, sentence: SentenceAnalysis, selection: Selection | None = None, context: ReadingContext = LONE_SENTENCE) -> SynthesisRequest:
+    def request(
+        self, sentence: SentenceAnalysis, selection: Selection | None = None, context: ReadingContext = LONE_SENTENCE, pauses: dict | None = None
+    ) -> SynthesisRequest:
         """The synthesis request for one analysed sentence (`selection`: its reader.prosody_selection
         choice, made here without long-form memory if not given; `context`: where it stands in its
-        paragraph, for a predicted-prosody variant that reads it, a lone sentence if not given)."""
+        paragraph, for a predicted-prosody variant that reads it, a lone sentence if not given;
+        `pauses`: this reading's final_pauses(), default the Reader's)."""
+        pauses = pauses or self.final_pauses
         inputs = sentence_to_inputs(sentence)
         boundary = inputs.boundary_mask
         levels = np.where(boundary, inputs.break_ids - 1, -1)
@@ -206,14 +205,14 @@ class Reader:
         if final >= BreakLevel.SENTENCE:
             levels[np.flatnonzero(boundary)[-1]] = int(final)
         pause_frames = np.full(len(inputs), -1.0, np.float32)
-        if final in self.final_pauses:
+        if final in pauses:
             frames_per_second = self.sample_rate / self.acoustic.hop_length
-            pause_frames[np.flatnonzero(boundary)[-1]] = round(self.final_pauses[final] * frames_per_second)
+            pause_frames[np.flatnonzero(boundary)[-1]] = round(pauses[final] * frames_per_second)
         tokens = token_inputs(inputs)
         embedding = (selection or self.prosody.select(sentence)).embedding
         codes = self.predicted.codes(sentence, self.speaker.id, context) if self.predicted is not None else None
         word_spans = np.array([(w.start, w.end) for w in sentence.words], np.int64).reshape(-1, 2)
-        voice = ssml_settings(sentence, inputs, levels, pause_frames, self.final_pauses, self.sample_rate / self.acoustic.hop_length)
+        voice = ssml_settings(sentence, inputs, levels, pause_frames, pauses, self.sample_rate / self.acoustic.hop_length)
         return SynthesisRequest(
             tokens, inputs.word_indices, levels, pause_frames, self.speaker, embedding, self.speed, sentence,
             word_spans=word_spans, char_span=(sentence.start, sentence.end), text=sentence.text, prosody_codes=codes, **voice,
@@ -239,16 +238,21 @@ class Reader:
             yield PlannedSentence(sentence, reading.select(sentence), ReadingContext.after(previous, sentence))
             previous = sentence
 
-    def requests(self, text: str | Document, quick_start: bool = False, speed: float | None = None) -> Iterator[SynthesisRequest]:
-        """Synthesis requests in reading order (see sentences()); `speed`: this reading's pace (default: the Reader's)."""
+    def requests(
+        self, text: str | Document, quick_start: bool = False, speed: float | None = None, sentence_pause: float | None = None, paragraph_pause: float | None = None
+    ) -> Iterator[SynthesisRequest]:
+        """Synthesis requests in reading order (see sentences()); `speed` and the pauses: this reading's
+        (default: the Reader's)."""
         if speed is not None and not 0.25 <= speed <= 4.0:
             raise ReaderError(f"speed {speed} is out of range: use a value between 0.25 and 4")
+        pauses = final_pauses(sentence_pause, paragraph_pause, self.final_pauses)
         for planned in self.sentences(text, quick_start):
-            request = self.request(planned.analysis, planned.selection, planned.context)
+            request = self.request(planned.analysis, planned.selection, planned.context, pauses)
             yield request if speed is None else replace(request, speed=speed)
 
     async def stream(
-        self, text: Readable, pace_seconds: float | None = None, quick_start: bool = False, speed: float | None = None, executor: Executor | None = None
+        self, text: Readable, pace_seconds: float | None = None, quick_start: bool = False, speed: float | None = None, executor: Executor | None = None,
+        sentence_pause: float | None = None, paragraph_pause: float | None = None,
     ) -> AsyncIterator[AudioChunk]:
         """Audio chunks (reader_runtime.stream.AudioChunk) of `text` as they are synthesised, phrase by phrase.
 
@@ -261,7 +265,8 @@ class Reader:
         still loading when the first sentence is due (a fresh Reader), plan that sentence from its
         punctuation rather than wait for it; the first sentence may then sound different from run to
         run. Without it (the default) the same text always gives the same audio. `speed`: this
-        reading's pace, 0.25-4 (default: the Reader's; a service reads each request at its own speed).
+        reading's pace, 0.25-4, and `sentence_pause`/`paragraph_pause` its pauses (default: the
+        Reader's; a service reads each request with its own).
         `executor`: where the analysis and the models run (default: threads of this stream's own; a
         service passes one pool for all its streams, see stream_requests()).
 
@@ -278,7 +283,7 @@ class Reader:
                     yield chunk
             return
         analysis = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
-        sentences = self.requests(text, quick_start, speed)
+        sentences = self.requests(text, quick_start, speed, sentence_pause, paragraph_pause)
         first_audio = asyncio.Event()
         pending = None  # the analysis step in progress
 
@@ -452,6 +457,17 @@ def list_voices(models: Path | None = None) -> list[VoiceInfo]:
         raise as_reader_error(exc) from None
     vocoders = tuple(available_vocoders(folder))  # one studio generator serves every voice
     return [VoiceInfo(s.name, s.name.lower() == DEFAULT_VOICE, s.synthetic, vocoders) for s in acoustic.speakers]
+
+
+def final_pauses(sentence_pause: float | None, paragraph_pause: float | None, base: dict = FINAL_PAUSE_SECONDS) -> dict:
+    """The seconds of silence after a sentence and a paragraph: `base`'s, with those given (0-10 s)."""
+    pauses = dict(base)
+    for level, seconds, name in ((BreakLevel.SENTENCE, sentence_pause, "sentence"), (BreakLevel.PARAGRAPH, paragraph_pause, "paragraph")):
+        if seconds is not None:
+            if not 0.0 <= seconds <= MAX_PAUSE_SECONDS:
+                raise ReaderError(f"{name} pause {seconds} is out of range: use 0 to {MAX_PAUSE_SECONDS:g} seconds")
+            pauses[level] = float(seconds)
+    return pauses
 
 
 def _run_to_completion(coroutine):

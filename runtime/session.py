@@ -56,3 +56,34 @@ def load_session(path: str | os.PathLike, options: SessionOptions = SessionOptio
     except Exception as exc:  # onnxruntime raises its own exception types for corrupt protobufs
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RuntimeModelError(f"model file is corrupt or unreadable: {path} ({first_line[:200]})") from None
+
+
+class OpenVINOSession:
+    """An OpenVINO CPU compiled model behind onnxruntime's run(None, feeds) call (one graph input)."""
+
+    def __init__(self, compiled) -> None:
+        self.compiled = compiled
+
+    def run(self, output_names, feeds: dict) -> list:
+        # A request per call: calls from several threads (the service) never share buffers.
+        result = self.compiled.create_infer_request().infer(list(feeds.values()))
+        return [result[i] for i in range(len(self.compiled.outputs))]
+
+
+def load_openvino_session(path: str | os.PathLike, options: SessionOptions = SessionOptions()) -> OpenVINOSession | None:
+    """`path` compiled by OpenVINO's CPU runtime (float32, latency hint), or None where the optional
+    `openvino` package is not installed or the device is not the CPU; a bad file raises RuntimeModelError."""
+    if options.device != "cpu":
+        return None
+    try:
+        import openvino
+    except ImportError:
+        return None
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    if options.intra_op_threads > 0:
+        config["INFERENCE_NUM_THREADS"] = options.intra_op_threads
+    try:
+        return OpenVINOSession(openvino.Core().compile_model(str(path), "CPU", config))
+    except Exception as exc:  # OpenVINO raises RuntimeError for unreadable models
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RuntimeModelError(f"model file is corrupt or unreadable: {path} ({first_line[:200]})") from None

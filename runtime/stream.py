@@ -307,7 +307,9 @@ class StreamingSynthesizer:
         throttler = Throttler(rate_limit=max(1, int(self.pace_seconds)), period=self.pace_seconds) if self.pace_seconds else None
         hop = self.acoustic.hop_length
         seconds_per_frame = hop / self.sample_rate
-        vocoder_stream = self.vocoder.stream()
+        # Paced playback keeps only pace_seconds of audio ahead: a vocoder that gathers frames for larger
+        # runs (studio) may hold back at most two fifths of that (2 s of the play command's 5).
+        vocoder_stream = self.vocoder.stream(max_wait_seconds=0.4 * self.pace_seconds if self.pace_seconds else None)
         gains = GainTrack(hop, self.sample_rate)
         produced = 0  # samples emitted so far (lags the mel by the vocoder's look-ahead)
         frames = 0  # mel frames pushed so far: the true timeline position for word timings

@@ -15,7 +15,10 @@ runs wait for enough new frames that the context stays a small share of their co
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +27,7 @@ import numpy as np
 from .errors import RuntimeModelError
 from .features import LOG_FLOOR, FeatureSettings, mel_filterbank
 from .manifest import read_manifest
-from .session import SessionOptions, load_session
+from .session import SessionOptions, load_openvino_session, load_session
 from .vocoder import Vocoder
 
 FORMAT_VERSION = 1
@@ -38,8 +41,12 @@ CONTEXT_FRAMES = 12
 # 102 frames, each ready before the audio before it has played when runs take under 0.385 s per second.
 RAMP_CHUNKS = 5
 # Each run costs 2 * CONTEXT_FRAMES frames of context and a call, so the stream waits for at least half
-# as many new frames as it has emitted (the ramp above passes) up to this many (2 s) before it runs.
-MIN_RUN_FRAMES = 172
+# as many new frames as it has emitted (the ramp above passes) up to this many (4.6 s: context is then 6 %
+# of the compute) before it runs. A caller that keeps little audio ahead (paced playback) waits less.
+MIN_RUN_FRAMES = 400
+# The generator's runtime: OpenVINO's CPU runtime where the `openvino` extra is installed (faster on
+# this project's machine, docs/vocoders.md), else onnxruntime. READER_STUDIO_RUNTIME=onnxruntime forces it.
+RUNTIME = os.environ.get("READER_STUDIO_RUNTIME", "openvino")
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ class StudioVocoder:
     """Loads the generator beside an already loaded fast vocoder (its first stage)."""
 
     def __init__(self, session, spec: StudioSpec, fast: Vocoder, context_frames: int = CONTEXT_FRAMES):
-        self.session = session
+        self._session = session  # an InferenceSession, or a Future of one still loading (load())
         self.spec = spec
         self.fast = fast
         self.context_frames = min(context_frames, spec.receptive_field_frames)
@@ -76,7 +83,28 @@ class StudioVocoder:
             raise RuntimeModelError(f"studio vocoder manifest is unreadable: {manifest.path} ({exc})") from None
         if spec.features != fast.spec.features or pad != PAD_SAMPLES:
             raise RuntimeModelError(f"studio vocoder {manifest.path} expects other features or framing than the fast vocoder gives")
-        return cls(load_session(manifest.file("graph"), options), spec, fast)
+        vocoder = cls(Future(), spec, fast)
+        # The session loads and runs once (first-run allocations) in a thread while the acoustic model and
+        # the fast vocoder make the first chunk (onnxruntime releases the GIL): cold start. The manifest
+        # check above has read every byte, so a corrupt file has failed already; a later error raises on use.
+        threading.Thread(target=vocoder._load_and_warm, args=(manifest.file("graph"), options), name="studio-vocoder-load", daemon=True).start()
+        return vocoder
+
+    def _load_and_warm(self, path: Path, options: SessionOptions) -> None:
+        try:
+            session = (load_openvino_session(path, options) if RUNTIME == "openvino" else None) or load_session(path, options)
+            silent = np.full((1, 2 * self.context_frames + 1, self.spec.features.n_mels), np.log(LOG_FLOOR), np.float32)
+            session.run(None, {"log_mel": silent})
+            self._session.set_result(session)
+        except BaseException as exc:  # RuntimeModelError above all: raised again where the session is used
+            self._session.set_exception(exc)
+
+    @property
+    def session(self):
+        """The generator's onnxruntime session (waits for it while it loads)."""
+        if isinstance(self._session, Future):
+            self._session = self._session.result()
+        return self._session
 
     def log_mel(self, padded_audio: np.ndarray) -> np.ndarray:
         """(frames, n_mels) of already padded audio: frame j is samples [j * hop, j * hop + n_fft)."""
@@ -90,8 +118,10 @@ class StudioVocoder:
         """(T, n_mels) in HiFi-GAN's framing -> (T * hop,) float32 audio."""
         return self.session.run(None, {"log_mel": np.ascontiguousarray(log_mel, np.float32)[None]})[0][0]
 
-    def stream(self) -> StudioStream:
-        return StudioStream(self)
+    def stream(self, max_wait_seconds: float | None = None) -> StudioStream:
+        """A stream whose steady-state runs wait for at most `max_wait_seconds` of new audio (None: MIN_RUN_FRAMES)."""
+        frames = MIN_RUN_FRAMES if max_wait_seconds is None else int(max_wait_seconds * self.spec.features.sample_rate / self.spec.features.hop_length)
+        return StudioStream(self, max(1, min(MIN_RUN_FRAMES, frames)))
 
     def synthesize(self, log_mel: np.ndarray) -> np.ndarray:
         """(T, n_mels) engine log-mel -> (T * hop,) float32 audio in one generator run (what streams equal)."""
@@ -112,8 +142,9 @@ class StudioVocoder:
 class StudioStream:
     """Feed engine mel chunks with push(), then finish(); each call returns the audio that became final."""
 
-    def __init__(self, vocoder: StudioVocoder):
+    def __init__(self, vocoder: StudioVocoder, min_run_frames: int = MIN_RUN_FRAMES):
         self.vocoder = vocoder
+        self.min_run_frames = min_run_frames
         self.fast = vocoder.fast.stream()
         self.hop, self.n_fft = vocoder.spec.features.hop_length, vocoder.spec.features.n_fft
         self.context = vocoder.context_frames
@@ -144,7 +175,7 @@ class StudioStream:
     def _advance(self, audio: np.ndarray, final: bool) -> np.ndarray:
         self._analyse(audio, final)
         ready = self.mel_frames if final else max(self.mel_frames - self.context, self.frames_done)
-        if ready <= self.frames_done or (not final and ready - self.frames_done < min(MIN_RUN_FRAMES, self.frames_done // 2)):
+        if ready <= self.frames_done or (not final and ready - self.frames_done < min(self.min_run_frames, self.frames_done // 2)):
             return np.zeros(0, np.float32)
         first = max(0, self.frames_done - self.context)
         out = self.vocoder.generate(self.mel[first - self.mel_start :])

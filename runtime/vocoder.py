@@ -100,7 +100,8 @@ class Vocoder:
         magnitude = np.abs(spectra)
         return spectra * (np.maximum(magnitude - self.noise_floor, 0.0) / np.maximum(magnitude, 1e-12))
 
-    def stream(self) -> VocoderStream:
+    def stream(self, max_wait_seconds: float | None = None) -> VocoderStream:
+        """A stream (`max_wait_seconds` is the studio stream's: this one runs on every push and never waits)."""
         return VocoderStream(self)
 
     def synthesize(self, log_mel: np.ndarray) -> np.ndarray:

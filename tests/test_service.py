@@ -129,6 +129,20 @@ def test_sse_word_events_precede_their_audio_and_point_into_the_input(client):
     assert abs(len(pcm) / 2 / 24_000 - sentences[-1]["end"]) < 0.1  # the timings are on the 24 kHz audio's timeline
 
 
+def test_pauses_are_set_per_request(client):
+    """sentence_pause replaces the 0.5 s after each sentence in this request only."""
+
+    def seconds(**pauses) -> float:
+        response = client.post("/v1/audio/speech", json={"input": "One sentence. And another one.", "response_format": "pcm", **pauses})
+        assert response.status_code == 200, response.text
+        return len(response.content) / 2 / 24000
+
+    plain, paused = seconds(), seconds(sentence_pause=1.5)
+    assert paused - plain == pytest.approx(1.5 - 0.5, abs=0.1)  # after the first sentence (the second ends the paragraph)
+    assert seconds() == pytest.approx(plain, abs=0.02)  # the next request reads with the defaults again
+    assert client.post("/v1/audio/speech", json={"input": "Hello.", "sentence_pause": 11}).status_code == 422
+
+
 def test_pcm_is_24khz_like_wav(client):
     pcm = client.post("/v1/audio/speech", json={"input": "One, two, three.", "response_format": "pcm", "voice": "kathleen"})
     wav = client.post("/v1/audio/speech", json={"input": "One, two, three.", "response_format": "wav", "voice": "kathleen"})
@@ -274,3 +288,37 @@ def test_sigterm_finishes_the_stream_in_flight_then_exits_0():
         assert process.wait(20) == 0
     finally:
         stop_server(process)
+
+
+def test_studio_model(client):
+    """tts-1-hd reads with the studio vocoder (a Reader of its own, made on first use)."""
+    response = client.post("/v1/audio/speech", json={"model": "tts-1-hd", "input": "One, two.", "response_format": "wav"})
+    assert response.status_code == 200
+    audio, rate = decode(response.content)
+    assert rate == 24_000 and 0.4 < len(audio) / rate < 3.0 and np.abs(audio).max() > 0.05
+
+
+def test_deadline_pool_runs_the_most_urgent_call_first():
+    from reader.engine import NEEDED_AT
+    from reader.service.scheduler import CURRENT_STREAM, DeadlinePool, ListenerClock
+
+    pool = DeadlinePool(workers=1)
+    try:
+        gate = pool.submit(time.sleep, 0.2)  # holds the one worker while the calls below queue up
+        ran = []
+        playing, ahead, new = ListenerClock(), ListenerClock(), ListenerClock()
+        playing.deliver(0.5)  # started: its audio at 0.6 s is due 0.8 s from now
+        ahead.deliver(3.0)  # started, and three seconds ahead
+        calls = [(ahead, 3.0, "ahead"), (new, 0.0, "new"), (playing, 8.0, "playing, next sentence"), (playing, 0.6, "playing")]
+        futures = []
+        for clock, needed_at, name in calls:
+            CURRENT_STREAM.set(clock)
+            NEEDED_AT.set(needed_at)
+            futures.append(pool.submit(ran.append, name))
+        CURRENT_STREAM.set(None)
+        NEEDED_AT.set(0.0)
+        for future in [gate, *futures]:
+            future.result(5)
+        assert ran == ["new", "playing", "ahead", "playing, next sentence"]
+    finally:
+        pool.shutdown()

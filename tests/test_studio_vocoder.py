@@ -164,3 +164,17 @@ def test_playback_switches_a_machine_too_slow_for_studio_to_fast_once(monkeypatc
     monkeypatch.setattr(vocoders, "REAL_TIME_SHARE", 0.0)  # no machine keeps up
     assert player.keep_real_time() and player.vocoder is player.fast_vocoder and player.vocoder_name == "fast"
     assert not player.keep_real_time()  # already fast: the CLI says it once
+
+
+def test_the_generator_sounds_the_same_on_openvino_and_onnxruntime_and_falls_back_without_openvino(reader, engine_mel, monkeypatch):
+    from reader_runtime.session import load_openvino_session, load_session
+
+    graph = models_dir() / STUDIO_FOLDER / "generator.onnx"
+    studio = reader.vocoder
+    mel = studio.log_mel(np.pad(reader.fast_vocoder.synthesize(engine_mel[:120]), 384, mode="reflect"))[None]
+    reference = load_session(graph).run(None, {"log_mel": mel})[0][0]
+    openvino_session = load_openvino_session(graph)
+    if openvino_session is not None:
+        assert error_db(openvino_session.run(None, {"log_mel": mel})[0][0], reference) < STREAM_LIMIT_DB
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if the `studio` extra were not installed
+    assert load_openvino_session(graph) is None

@@ -121,7 +121,7 @@ def create_app(readers: ReaderFactory | Reader | None = None, settings: ServiceS
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request) -> Response:
-        arrived = time.perf_counter()
+        arrived = time.monotonic()
         body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
         speech = parse_speech_request(body, settings.max_input_chars)
         voice = pool.voice(speech.voice) if speech.voice else pool.default_voice
@@ -149,7 +149,7 @@ def create_app(readers: ReaderFactory | Reader | None = None, settings: ServiceS
         metrics.active_streams.inc()
         encoder = StreamEncoder(speech.response_format, reader.sample_rate)
         chunks: asyncio.Queue = asyncio.Queue(maxsize=1)
-        pump = asyncio.create_task(pump_chunks(reader, speech.input, speech.speed, options, chunks))
+        pump = asyncio.create_task(pump_chunks(reader, speech.input, speech.speed, options, chunks, arrived))
         sse = speech.stream_format == "sse"
         audio_seconds = 0.0
         try:
@@ -158,7 +158,7 @@ def create_app(readers: ReaderFactory | Reader | None = None, settings: ServiceS
                     raise chunk
                 data = encoder.encode(chunk.samples)
                 if audio_seconds == 0.0:
-                    metrics.first_audio.observe(time.perf_counter() - arrived)
+                    metrics.first_audio.observe(time.monotonic() - arrived)
                 seconds = len(chunk.samples) / chunk.sample_rate
                 audio_seconds += seconds
                 metrics.add_audio(seconds)
@@ -181,11 +181,11 @@ def create_app(readers: ReaderFactory | Reader | None = None, settings: ServiceS
             state["active"] -= 1
             metrics.active_streams.dec()
 
-    async def pump_chunks(reader: Reader, text: str, speed: float, options: dict, chunks: asyncio.Queue) -> None:
+    async def pump_chunks(reader: Reader, text: str, speed: float, options: dict, chunks: asyncio.Queue, arrived: float) -> None:
         """Reads `text` into `chunks` (a queue of one: the Reader waits for the client), then None; an
         error goes into the queue for the response to raise. The Reader makes a chunk only when asked,
         so waiting here while the stream is `pace_seconds` of audio ahead of real time paces it."""
-        listener = ListenerClock()
+        listener = ListenerClock(arrived)
         CURRENT_STREAM.set(listener)  # this task's model calls are ordered by its listener's deadline
         try:
             async with contextlib.aclosing(reader.stream(text, speed=speed, executor=workers, **options)) as stream:
@@ -261,15 +261,8 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
 
 
 def pause_options(speech: SpeechRequest) -> dict:
-    """sentence_pause/paragraph_pause for Reader.stream, when the engine takes them."""
-    import inspect
-
-    given = {name: value for name in ("sentence_pause", "paragraph_pause") if (value := getattr(speech, name)) is not None}
-    supported = inspect.signature(Reader.stream).parameters
-    for name in given:
-        if name not in supported:
-            raise APIError(400, f"{name} is not supported by this engine version", param=name, code="unsupported_parameter")
-    return given
+    """This request's sentence_pause/paragraph_pause for Reader.stream (pydantic checked their range)."""
+    return {name: value for name in ("sentence_pause", "paragraph_pause") if (value := getattr(speech, name)) is not None}
 
 
 async def prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
