@@ -17,8 +17,8 @@ from .models import STUDIO_VOCODER_FOLDER as STUDIO_FOLDER
 from .models import check_models, studio_vocoder_model
 
 VOCODERS = ("studio", "fast")
-# Not studio yet: on the project's 2-core machine it misses issue 27's speed goals (RTF 0.49 against
-# Piper's 0.071, cold start 1.2 s against Piper's 0.9 s: benchmarks/results/streaming_studio.md,
+# Not studio yet: on the project's 2-core machine it misses issue 27's speed goals (RTF 0.52 against
+# Piper's 0.064, cold start 1.31 s against Piper's 0.96 s: benchmarks/results/streaming_studio.md,
 # cold_start_studio.md) and, on kathleen, its WER and DNSMOS-against-Piper goals (naturalness_studio.md).
 DEFAULT_VOCODER = "fast"
 # Playback uses studio only if one streamed run takes at most this share of its audio's duration: the
