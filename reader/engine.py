@@ -47,12 +47,13 @@ DEFAULT_VOICE = "lj"
 # paragraph ends are not in the training clips (LJ clips are cut at those silences), so they are
 # set here: 0.5 s is the upper quartile of LJ's pauses at full stops inside clips, and a paragraph
 # gets twice that, the usual audiobook practice.
-# Streams on a shared executor (a service) start with this many growing chunks after the first
-# (reader_runtime.stream.first_cuts): about 5 s of audio in pieces, each small enough to be made in time.
-SHARED_RAMP_CHUNKS = 6
-
 FINAL_PAUSE_SECONDS = {BreakLevel.SENTENCE: 0.5, BreakLevel.PARAGRAPH: 1.0}
 MAX_PAUSE_SECONDS = 10.0
+
+# Streams on a shared executor (a service) start with a first chunk of this many frames (0.7 s of audio,
+# reader_runtime.stream.first_cuts), not 0.23 s: their next piece waits its turn behind other streams'
+# work, and the listener's player then has 0.9 s (with its pre-roll) rather than 0.43 s to wait for it.
+SHARED_FIRST_CHUNK_FRAMES = 60
 
 
 @dataclass(frozen=True)
@@ -317,10 +318,10 @@ class Reader:
         F0 contour). Closing it returns once the sentence in progress is finished, as for stream().
         `executor`: run the models' calls there (a service's shared, deadline-ordered pool; it then
         decodes one sentence ahead rather than four, so that many streams' look-ahead waits its turn,
-        and starts in small, growing chunks, each ready before the audio sent has played)."""
+        and starts with a longer first chunk, SHARED_FIRST_CHUNK_FRAMES)."""
         from reader_runtime.stream import StreamingSynthesizer
 
-        ahead = {"max_queued": 1, "ramp_chunks": SHARED_RAMP_CHUNKS} if executor is not None else {}
+        ahead = {"max_queued": 1, "first_chunk_frames": SHARED_FIRST_CHUNK_FRAMES} if executor is not None else {}
         synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds, executor=executor, **ahead)
         try:
             async with contextlib.aclosing(synthesizer.stream(requests)) as chunks:

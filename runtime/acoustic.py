@@ -77,6 +77,11 @@ class AcousticModel:
         if not isinstance(gains, dict) or not all(isinstance(g, (int, float)) and 0.0 < g <= MAX_POSTNET_GAIN for g in gains.values()):
             raise RuntimeModelError(f"acoustic model {folder}: post-net residual_gain {gains} is not a gain in (0, {MAX_POSTNET_GAIN}] per voice: re-export it")
         self.postnet_gains = {name.lower(): float(gain) for name, gain in gains.items()}
+        # Frames of context each side that make a post-net output exact (its convolutions' reach), so
+        # that a stream sharpens each piece just before it is voiced rather than a sentence up front.
+        self.postnet_context = manifest.get("postnet", {}).get("receptive_field_frames", 0) if self._postnet is not None else 0
+        if self._postnet is not None and not (isinstance(self.postnet_context, int) and self.postnet_context > 0):
+            raise RuntimeModelError(f"acoustic model {folder}: the manifest gives no post-net receptive_field_frames: re-export it")
         self._encoders: dict[str, object] = {}
 
     @classmethod
@@ -114,11 +119,21 @@ class AcousticModel:
             "f0_override": np.zeros((1, n), np.float32) if f0_override is None else np.asarray(f0_override, np.float32)[None],
         }
         mel, durations, f0 = self._text_to_mel.run(None, feeds)
-        if postnet and self._postnet is not None:
-            (sharpened,) = self._postnet.run(None, {"log_mel": mel})
-            gain = self.postnet_gains.get(speaker.name.lower(), 1.0)
-            mel = sharpened if gain == 1.0 else mel + gain * (sharpened - mel)
-        return AcousticOutput(mel=mel[0], durations=durations[0].astype(np.int64), f0=f0[0])
+        output = AcousticOutput(mel=mel[0], durations=durations[0].astype(np.int64), f0=f0[0])
+        return AcousticOutput(self.sharpen(output.mel, speaker), output.durations, output.f0) if postnet else output
+
+    def sharpen(self, mel: np.ndarray, speaker: Speaker, start: int = 0, end: int | None = None) -> np.ndarray:
+        """Frames [start, end) of a decoded sentence's mel (synthesize(postnet=False)) through the
+        post-net, which sees `postnet_context` frames each side: pieces sharpened apart join into the
+        whole sentence sharpened at once. Without a post-net, the frames as they are."""
+        end = len(mel) if end is None else end
+        if self._postnet is None or end <= start:
+            return mel[start:end]
+        lo, hi = max(0, start - self.postnet_context), min(len(mel), end + self.postnet_context)
+        (sharpened,) = self._postnet.run(None, {"log_mel": np.ascontiguousarray(mel[None, lo:hi], np.float32)})
+        piece, plain = sharpened[0, start - lo : end - lo], mel[start:end]
+        gain = self.postnet_gains.get(speaker.name.lower(), 1.0)
+        return piece if gain == 1.0 else plain + gain * (piece - plain)
 
     def encoder(self, name: str):
         """The session of a reference graph ('utterance_encoder', 'copycat_encoder', 'aligner'), loaded on first use."""

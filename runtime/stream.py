@@ -32,9 +32,13 @@ PHRASE_BREAK_LEVEL = 1
 # not a whole phrase (time to first audio). VocoderStream is exact at any cut, so the audio is the same.
 FIRST_CHUNK_AUDIO_FRAMES = 20
 # A vocoder that is not far ahead of real time on short runs (the studio one) asks for `ramp_chunks`
-# more cuts after the first, 20 frames and then each RAMP_GROWTH times the one before, so each chunk is
-# ready before the audio already sent has played (no gap early in playback; reader.vocoders checks the speed).
+# more cuts after the first, each RAMP_GROWTH times the one before, so each chunk is ready before the
+# audio already sent has played (no gap early in playback; reader.vocoders checks the speed).
 RAMP_GROWTH = 1.5
+# Phrases shorter than this many frames (about 1.2 s) join the next one into one piece: the vocoder and
+# the post-net run each piece with their receptive fields as context, so a 20-frame piece costs the
+# fast vocoder three times as much per frame as a long one (CPU many streams share).
+MIN_PIECE_FRAMES = 100
 
 
 @dataclass(frozen=True)
@@ -123,25 +127,27 @@ class AudioChunk:
     marks: tuple[MarkTiming, ...] = field(default=())
 
 
-def decode(acoustic: AcousticModel, request: SynthesisRequest) -> AcousticOutput:
-    """Run the acoustic model; speed scales every predicted duration (a second, overriding pass)."""
+def decode(acoustic: AcousticModel, request: SynthesisRequest, postnet: bool = True) -> AcousticOutput:
+    """Run the acoustic model; speed scales every predicted duration (a second, overriding pass).
+    postnet=False: the decoder's mel, for the caller to sharpen piece by piece (AcousticModel.sharpen)."""
 
-    def run(durations: np.ndarray) -> AcousticOutput:
+    def run(durations: np.ndarray, last: bool = True) -> AcousticOutput:
         return acoustic.synthesize(
             request.tokens, request.speaker, request.utterance_embedding, duration_override=durations,
-            prosody_codes=request.prosody_codes, f0_override=request.f0_override,
+            prosody_codes=request.prosody_codes, f0_override=request.f0_override, postnet=postnet and last,
         )  # fmt: skip
 
-    output = run(np.asarray(request.pause_frames, np.float32))
-    if request.rate is None and request.pitch is None and (request.fixed_pauses is None or request.speed == 1.0):
+    plain = request.rate is None and request.pitch is None and (request.fixed_pauses is None or request.speed == 1.0)
+    output = run(np.asarray(request.pause_frames, np.float32), last=plain and request.speed == 1.0)
+    if plain:
         if request.speed == 1.0:
             return output
         scaled = np.maximum(np.round(output.durations / request.speed), np.where(request.boundary_levels >= 0, 0, 1))
         return run(scaled.astype(np.float32))
-    return _decode_with_voice(acoustic, request, output)
+    return _decode_with_voice(acoustic, request, output, postnet)
 
 
-def _decode_with_voice(acoustic: AcousticModel, request: SynthesisRequest, output: AcousticOutput) -> AcousticOutput:
+def _decode_with_voice(acoustic: AcousticModel, request: SynthesisRequest, output: AcousticOutput, postnet: bool) -> AcousticOutput:
     """The second pass for per-token rate and pitch: the first pass's durations over speed x rate
     (fixed pauses kept), its F0 contour times the pitch factor."""
     rate = request.speed * (np.ones(len(output.durations)) if request.rate is None else np.asarray(request.rate, np.float64))
@@ -155,7 +161,7 @@ def _decode_with_voice(acoustic: AcousticModel, request: SynthesisRequest, outpu
         f0 = np.where(request.pitch != 1.0, contour * request.pitch, given).astype(np.float32)
     return acoustic.synthesize(
         request.tokens, request.speaker, request.utterance_embedding, duration_override=durations.astype(np.float32),
-        prosody_codes=request.prosody_codes, f0_override=f0,
+        prosody_codes=request.prosody_codes, f0_override=f0, postnet=postnet,
     )  # fmt: skip
 
 
@@ -202,15 +208,20 @@ class GainTrack:
         return np.clip(samples * gain * (1 - bleep) + tone * bleep, -1.0, 1.0).astype(np.float32)
 
 
-def phrase_cuts(durations: np.ndarray, boundary_levels: np.ndarray) -> list[int]:
+def phrase_cuts(durations: np.ndarray, boundary_levels: np.ndarray, min_piece: int = 0) -> list[int]:
     """Frame indices where a sentence's mel is cut into phrases: the middle of each phrase-break pause
-    inside the sentence (the sentence-final pause stays with the last phrase)."""
+    inside the sentence (the sentence-final pause stays with the last phrase). `min_piece`: leave out
+    cuts that would make a piece shorter than that (the last one: shorter than half of it)."""
     ends = np.cumsum(durations)
     starts = ends - durations
     inside = np.flatnonzero(boundary_levels[:-1] >= PHRASE_BREAK_LEVEL)
-    cuts = [int((starts[i] + ends[i]) // 2) for i in inside]
     total = int(ends[-1]) if len(ends) else 0
-    return sorted({c for c in cuts if 0 < c < total})
+    cuts, last = [], 0
+    for cut in sorted({int((starts[i] + ends[i]) // 2) for i in inside}):
+        if 0 < cut < total and cut - last >= min_piece and total - cut >= min_piece // 2:
+            cuts.append(cut)
+            last = cut
+    return cuts
 
 
 def word_timings(
@@ -228,9 +239,10 @@ def word_timings(
     return timings
 
 
-def first_cuts(lookahead_frames: int, ramp_chunks: int, limit: int) -> list[int]:
-    """Cuts of the stream's first phrase (before frame `limit`): a small first chunk, then the ramp."""
-    cuts, size, cut = [], FIRST_CHUNK_AUDIO_FRAMES, lookahead_frames + FIRST_CHUNK_AUDIO_FRAMES
+def first_cuts(lookahead_frames: int, ramp_chunks: int, limit: int, first_frames: int = FIRST_CHUNK_AUDIO_FRAMES) -> list[int]:
+    """Cuts of the stream's first phrase (before frame `limit`): a first chunk of `first_frames` of
+    audio, then the ramp, each piece RAMP_GROWTH times the one before."""
+    cuts, size, cut = [], first_frames, lookahead_frames + first_frames
     for chunk in range(1 + ramp_chunks):
         if cut >= limit:
             break
@@ -238,6 +250,12 @@ def first_cuts(lookahead_frames: int, ramp_chunks: int, limit: int) -> list[int]
         size = size if chunk == 0 else round(size * RAMP_GROWTH)
         cut += size
     return cuts
+
+
+def voice_piece(acoustic: AcousticModel, vocoder_stream, mel: np.ndarray, speaker: Speaker, start: int, end: int) -> np.ndarray:
+    """Frames [start, end) of a decoded sentence through the post-net and on into the vocoder stream:
+    sharpening piece by piece spreads a sentence's post-net work over its playback (time to first audio)."""
+    return vocoder_stream.push(acoustic.sharpen(mel, speaker, start, end))
 
 
 # Where on the stream's audio timeline (seconds from its start) the output of the model call being
@@ -250,7 +268,7 @@ class StreamingSynthesizer:
 
     def __init__(
         self, acoustic: AcousticModel, vocoder, max_jobs: int = 1, max_queued: int = 4, pace_seconds: float | None = None, executor: Executor | None = None,
-        ramp_chunks: int | None = None,
+        ramp_chunks: int | None = None, first_chunk_frames: int = FIRST_CHUNK_AUDIO_FRAMES,
     ) -> None:
         self.acoustic = acoustic
         self.vocoder = vocoder
@@ -262,6 +280,7 @@ class StreamingSynthesizer:
         self._own_executor = executor is None
         # first_cuts' ramp: the vocoder's own, or more where the vocoder shares the CPU with other streams.
         self.ramp_chunks = max(vocoder.ramp_chunks, ramp_chunks or 0)
+        self.first_chunk_frames = first_chunk_frames
         self._executor = executor or ThreadPoolExecutor(max_workers=max_jobs + 1, thread_name_prefix="synthesis")
 
     @property
@@ -289,7 +308,7 @@ class StreamingSynthesizer:
                 async for request in _aiter(requests):
                     await jobs.acquire()
                     NEEDED_AT.set(decoded_seconds)
-                    future = loop.run_in_executor(self._executor, decode, self.acoustic, request)
+                    future = loop.run_in_executor(self._executor, decode, self.acoustic, request, False)
                     future.add_done_callback(advance)
                     future.add_done_callback(lambda _: jobs.release())
                     await decoded.put((request, future))
@@ -324,16 +343,17 @@ class StreamingSynthesizer:
                 marks = mark_timings(output.durations, request.marks, seconds_per_frame, offset, index)
                 gains.push(request.gain, output.durations, request.bleep)
                 sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
-                cuts = phrase_cuts(output.durations, request.boundary_levels)
+                cuts = phrase_cuts(output.durations, request.boundary_levels, MIN_PIECE_FRAMES)
                 if index == 0:
-                    cuts[:0] = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, cuts[0] if cuts else len(output.mel))
+                    first = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, cuts[0] if cuts else len(output.mel), self.first_chunk_frames)
+                    cuts = first + [cut for cut in cuts if not first or cut - first[-1] >= MIN_PIECE_FRAMES]
                 bounds = [0, *cuts, len(output.mel)]
                 for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                     if throttler is not None:
                         for _ in range(max(1, round((hi - lo) * seconds_per_frame))):
                             await throttler.acquire()
                     NEEDED_AT.set(produced / self.sample_rate)
-                    samples = gains.apply(await loop.run_in_executor(self._executor, vocoder_stream.push, output.mel[lo:hi]), produced)
+                    samples = gains.apply(await loop.run_in_executor(self._executor, voice_piece, self.acoustic, vocoder_stream, output.mel, request.speaker, lo, hi), produced)
                     last = piece == len(bounds) - 2
                     start = produced / self.sample_rate
                     produced += len(samples)

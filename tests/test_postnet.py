@@ -112,6 +112,27 @@ def test_runtime_applies_the_postnet_unless_told_not_to(tmp_path, analyzer):
         AcousticModel.load(acoustic, ONE_THREAD)
 
 
+def test_pieces_sharpened_apart_join_into_the_whole_sentence(tmp_path, analyzer):
+    """A stream sharpens each piece just before its vocoder: with the post-net's receptive field as
+    context, any cuts give the whole sentence's post-net output; a manifest without it is refused."""
+    model = AcousticModel.load(models_dir() / "acoustic", ONE_THREAD)
+    tokens = token_inputs(transcript_tokens("Pieces of a sentence, sharpened one by one, make the whole of it.", analyzer))
+    for voice in ("LJ", "kathleen"):  # kathleen's post-net residual has a gain
+        speaker = model.speaker(voice)
+        plain = model.synthesize(tokens, speaker, postnet=False).mel
+        cuts = [0, 1, 7, 30, 31, 90, len(plain) - 3, len(plain)]
+        joined = np.concatenate([model.sharpen(plain, speaker, lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:])])
+        np.testing.assert_allclose(joined, model.synthesize(tokens, speaker).mel, atol=1e-4)
+        assert not np.allclose(joined, plain)
+    acoustic = tmp_path / "acoustic"
+    shutil.copytree(models_dir() / "acoustic", acoustic)
+    manifest = json.loads((acoustic / "manifest.json").read_text())
+    del manifest["postnet"]["receptive_field_frames"]
+    (acoustic / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RuntimeModelError, match="receptive_field_frames"):
+        AcousticModel.load(acoustic, ONE_THREAD)
+
+
 def test_residual_gain_is_the_smallest_that_restores_the_recordings_spectral_contrast(tmp_path):
     acoustic = models_dir() / "acoustic"
     if not (acoustic / "postnet.onnx").is_file():

@@ -299,7 +299,7 @@ class SentenceSplitter:
         """Sentence spans of text[start:end], produced piece by piece (a huge paragraph streams)."""
         # A pysbd Segmenter keeps the text it is segmenting on itself, so one shared by concurrent
         # readings would mix their texts; making one is cheap, so each call has its own.
-        segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+        segmenter = pysbd.Segmenter(language="en", clean=False)
         pending: tuple[int, int] | None = None
         for block_start, block_end in _hard_blocks(text, start, end):
             for segment in self._segments(segmenter, text, block_start, block_end):
@@ -320,8 +320,9 @@ class SentenceSplitter:
             piece = text[piece_start:piece_end].replace("\n", " ")
             cursor = 0
             for seg in segmenter.segment(piece):
-                # pysbd's offsets can drift on repeated substrings; re-anchor each segment by search.
-                seg_text = seg.sent.strip()
+                # Each segment is anchored by search (pysbd's own char spans drift on repeated substrings,
+                # and cost a regex compiled per sentence).
+                seg_text = seg.strip()
                 if not seg_text:
                     continue
                 found = piece.find(seg_text, cursor)

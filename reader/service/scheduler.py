@@ -19,7 +19,9 @@ from concurrent.futures import Executor, Future
 
 from ..engine import NEEDED_AT
 
-FIRST_AUDIO_TARGET = 0.45  # seconds: a new stream's deadline for its first audio
+# Seconds: a new stream's deadline for its first audio. Under a burst of arrivals, the pieces of streams
+# already playing that are due sooner go first: a listener notices a gap more than a later start.
+FIRST_AUDIO_TARGET = 0.8
 PLAYER_PRE_ROLL = 0.2  # seconds a player buffers before it starts
 
 
