@@ -180,7 +180,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     if args.no_http and not args.wyoming:
         raise ReaderError("--no-http leaves nothing to serve: give --wyoming URI too")
     api_key = args.api_key or os.environ.get("READER_API_KEY") or None
-    settings = ServiceSettings(max_streams=args.max_streams, max_input_chars=args.max_input_chars, api_key=api_key, voice=args.voice, body_timeout=args.request_timeout, workers=args.workers)
+    limit = {"max_streams": args.max_streams} if args.max_streams is not None else {}  # else the settings' own
+    settings = ServiceSettings(**limit, max_input_chars=args.max_input_chars, api_key=api_key, voice=args.voice, body_timeout=args.request_timeout, workers=args.workers)
     if args.ray:
         from .service.ray_serve import run as run_on_ray
 
@@ -208,6 +209,22 @@ def cmd_models_download(args: argparse.Namespace, out: TextIO) -> int:
         raise ReaderError(f"could not download stanza's English models ({type(exc).__name__}); check the internet connection") from None
     out.write("stanza English models installed\n")
     return 0
+
+
+def _within(kind: type, low: float, high: float | None = None):
+    """An argparse type: a `kind` (int or float) from `low` to `high`; anything else is a usage error."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not (low <= value <= (high if high is not None else value)):  # NaN fails too
+            raise argparse.ArgumentTypeError(f"{text} is out of range: use {low} to {high}" if high is not None else f"{text} is out of range: use at least {low}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,18 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve speech over HTTP (OpenAI's /v1/audio/speech, with word timings) and Wyoming")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    serve.add_argument("--port", type=int, default=8880, help="HTTP port")
-    serve.add_argument("--max-streams", type=int, default=64, help="streams read at once; past it requests get 503 with Retry-After")
-    serve.add_argument("--max-input-chars", type=int, default=200_000, help="longest input accepted (413 past it)")
+    serve.add_argument("--port", type=_within(int, 0, 65535), default=8880, help="HTTP port")
+    serve.add_argument("--max-streams", type=_within(int, 1), help="streams read at once; past it requests get 503 with Retry-After (default: 48, what two workers on two cores keep in real time)")
+    serve.add_argument("--max-input-chars", type=_within(int, 1), default=200_000, help="longest input accepted (413 past it)")
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $READER_API_KEY; none: open)")
     serve.add_argument("--voice", help="default voice (see `reader voices`)")
-    serve.add_argument("--grace", type=float, default=30.0, help="seconds streams in flight may take to finish after SIGTERM")
-    serve.add_argument("--request-timeout", type=float, default=10.0, help="seconds a request body may take to arrive (408 after)")
-    serve.add_argument("--workers", type=int, default=2, help="threads all streams' synthesis shares, earliest deadline first (0: threads per stream)")
+    serve.add_argument("--grace", type=_within(float, 0.0), default=30.0, help="seconds streams in flight may take to finish after SIGTERM")
+    serve.add_argument("--request-timeout", type=_within(float, 0.1), default=10.0, help="seconds a request body may take to arrive (408 after)")
+    serve.add_argument("--workers", type=_within(int, 0), default=2, help="threads all streams' synthesis shares, earliest deadline first (0: threads per stream)")
     serve.add_argument("--wyoming", metavar="URI", help="also serve the Wyoming protocol here, e.g. tcp://127.0.0.1:10200")
     serve.add_argument("--no-http", action="store_true", help="serve Wyoming only")
     serve.add_argument("--ray", metavar="ADDRESS", help="run the HTTP service as a Ray Serve deployment ('local' starts a local Ray)")
-    serve.add_argument("--replicas", type=int, default=1, help="with --ray: copies of the service behind Serve's proxy")
+    serve.add_argument("--replicas", type=_within(int, 1), default=1, help="with --ray: copies of the service behind Serve's proxy")
     serve.set_defaults(run=cmd_serve)
 
     voices = sub.add_parser("voices", help="list the shipped voices")

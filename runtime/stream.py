@@ -280,7 +280,8 @@ class StreamingSynthesizer:
         self._own_executor = executor is None
         # first_cuts' ramp: the vocoder's own, or more where the vocoder shares the CPU with other streams.
         self.ramp_chunks = max(vocoder.ramp_chunks, ramp_chunks or 0)
-        self.first_chunk_frames = first_chunk_frames
+        # A vocoder with a ramp of its own is slow on short runs: its first chunk stays small whatever is asked.
+        self.first_chunk_frames = FIRST_CHUNK_AUDIO_FRAMES if vocoder.ramp_chunks else first_chunk_frames
         self._executor = executor or ThreadPoolExecutor(max_workers=max_jobs + 1, thread_name_prefix="synthesis")
 
     @property

@@ -193,6 +193,23 @@ def test_bad_options_exit_2(tmp_path, capsys):
     assert code == 2 and "out of range" in err
 
 
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--max-streams", "0"], "--max-streams: 0 is out of range: use at least 1"),
+        (["--max-streams", "many"], "--max-streams: 'many' is not an integer"),
+        (["--port", "99999"], "--port: 99999 is out of range: use 0 to 65535"),
+        (["--workers", "-1"], "--workers: -1 is out of range"),
+        (["--grace", "nan"], "--grace: nan is out of range"),
+        (["--request-timeout", "0"], "--request-timeout: 0 is out of range"),
+    ],
+)
+def test_serve_refuses_impossible_settings_before_it_starts(option, message, capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        main(["serve", *option])
+    assert exit_status.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_raw_pcm_into_a_full_device_says_the_disk_is_full(tmp_path):
     doc = tmp_path / "doc.txt"
     doc.write_text("Hello there. This goes nowhere, because the device is full.")
