@@ -51,9 +51,11 @@ FINAL_PAUSE_SECONDS = {BreakLevel.SENTENCE: 0.5, BreakLevel.PARAGRAPH: 1.0}
 MAX_PAUSE_SECONDS = 10.0
 
 # Streams on a shared executor (a service) start with a first chunk of this many frames (0.7 s of audio,
-# reader_runtime.stream.first_cuts), not 0.23 s: their next piece waits its turn behind other streams'
-# work, and the listener's player then has 0.9 s (with its pre-roll) rather than 0.43 s to wait for it.
+# reader_runtime.stream.first_cuts), not 0.23 s, and SHARED_RAMP_CHUNKS pieces growing from that size:
+# each next piece waits its turn behind other streams' work, so the listener's player has 0.9 s (with
+# its pre-roll) to wait for it, and the pieces due early are small when many streams start at once.
 SHARED_FIRST_CHUNK_FRAMES = 60
+SHARED_RAMP_CHUNKS = 3
 
 
 @dataclass(frozen=True)
@@ -318,10 +320,10 @@ class Reader:
         F0 contour). Closing it returns once the sentence in progress is finished, as for stream().
         `executor`: run the models' calls there (a service's shared, deadline-ordered pool; it then
         decodes one sentence ahead rather than four, so that many streams' look-ahead waits its turn,
-        and starts with a longer first chunk, SHARED_FIRST_CHUNK_FRAMES)."""
+        and starts with a longer first chunk and a short ramp, SHARED_FIRST_CHUNK_FRAMES)."""
         from reader_runtime.stream import StreamingSynthesizer
 
-        ahead = {"max_queued": 1, "first_chunk_frames": SHARED_FIRST_CHUNK_FRAMES} if executor is not None else {}
+        ahead = {"max_queued": 1, "first_chunk_frames": SHARED_FIRST_CHUNK_FRAMES, "ramp_chunks": SHARED_RAMP_CHUNKS} if executor is not None else {}
         synthesizer = StreamingSynthesizer(self.acoustic, self.vocoder, pace_seconds=pace_seconds, executor=executor, **ahead)
         try:
             async with contextlib.aclosing(synthesizer.stream(requests)) as chunks:

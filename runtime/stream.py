@@ -240,8 +240,9 @@ def word_timings(
 
 
 def first_cuts(lookahead_frames: int, ramp_chunks: int, limit: int, first_frames: int = FIRST_CHUNK_AUDIO_FRAMES) -> list[int]:
-    """Cuts of the stream's first phrase (before frame `limit`): a first chunk of `first_frames` of
-    audio, then the ramp, each piece RAMP_GROWTH times the one before."""
+    """Cuts of the stream's first sentence (before frame `limit`): a first chunk of `first_frames` of
+    audio, then the ramp: `ramp_chunks` pieces, the first as long as the first chunk, each after it
+    RAMP_GROWTH times the one before."""
     cuts, size, cut = [], first_frames, lookahead_frames + first_frames
     for chunk in range(1 + ramp_chunks):
         if cut >= limit:
@@ -345,8 +346,8 @@ class StreamingSynthesizer:
                 gains.push(request.gain, output.durations, request.bleep)
                 sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
                 cuts = phrase_cuts(output.durations, request.boundary_levels, MIN_PIECE_FRAMES)
-                if index == 0:
-                    first = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, cuts[0] if cuts else len(output.mel), self.first_chunk_frames)
+                if index == 0:  # the first chunk and the ramp, across phrase cuts; whole phrases after it
+                    first = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, len(output.mel), self.first_chunk_frames)
                     cuts = first + [cut for cut in cuts if not first or cut - first[-1] >= MIN_PIECE_FRAMES]
                 bounds = [0, *cuts, len(output.mel)]
                 for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):

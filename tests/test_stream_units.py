@@ -37,5 +37,5 @@ def test_first_cuts_start_with_the_first_chunk_and_grow():
     assert first_cuts(lookahead_frames=29, ramp_chunks=0, limit=500) == [49]
     assert first_cuts(29, 0, 500, first_frames=60) == [89]
     assert first_cuts(29, 3, 500) == [49, 69, 99, 144]  # 20, 20, 30, 45: the ramp grows by 1.5
-    assert first_cuts(29, 3, 80) == [49, 69]  # never past the first phrase
+    assert first_cuts(29, 3, 80) == [49, 69]  # never past the sentence
     assert first_cuts(29, 0, 40) == []  # a phrase shorter than the first chunk is the first chunk
