@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PRE_ROLL = 0.2  # seconds the player buffers before it starts
 PCM_BYTES_PER_SECOND = 24_000 * 2
 LEVELS = (16, 32, 48, 64, 96)
+QUIET_CORES = 1.7  # cores free before a run (available_cores) for it to count towards the capacity
 
 
 def passages(count: int, chars: int = 450) -> list[str]:
@@ -171,7 +172,7 @@ def serve_command(port: int, max_streams: int, workers: int | None = None) -> li
     return [sys.executable, "-m", "reader", "serve", "--port", str(port), "--max-streams", str(max_streams), *extra]
 
 
-def run_load(levels: list[int], hd_levels: list[int], piper_anchor: bool = True, workers: int | None = None) -> dict:
+def run_load(levels: list[int], hd_levels: list[int], piper_anchor: bool = True, workers: int | None = None, repeat: int = 1) -> dict:
     texts = passages(max(levels + hd_levels + [16]))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -182,7 +183,7 @@ def run_load(levels: list[int], hd_levels: list[int], piper_anchor: bool = True,
         result["server_rss_idle_mb"] = round(rss_mb(server.pid), 1)
         asyncio.run(load(url, texts[:4], piper=False, pid=server.pid))  # warm-up
         for model, ks in (("tts-1", levels), ("tts-1-hd", hd_levels)):
-            for k in ks:
+            for k in [k for k in ks for _ in range(repeat if model == "tts-1" else 1)]:
                 asyncio.run(wait_idle(url))
                 cores = available_cores(0.5)
                 row = asyncio.run(load(url, texts[:k], piper=False, model=model, pid=server.pid)) | {"available_cores_before": cores}
@@ -260,9 +261,15 @@ def report(result: dict) -> str:
                 f"| {server} | {model} | {r['listeners']} | {r['first_audio_p50_s']} | {r['first_audio_p95_s']} | {r['first_audio_max_s']} | "
                 f"{r['real_time_streams']}/{r['listeners']} | {r['worst_lateness_s']} | {r['errors']} | {r['server_rss_peak_mb']} | {r.get('available_cores_before', '-')} |"
             )
-        capacity = [r["listeners"] for r in result["tts-1"] if r["errors"] == 0 and r["real_time_streams"] == r["listeners"] and r["first_audio_p95_s"] <= 1.0]
-        result["capacity_tts-1"] = max(capacity) if capacity else 0
-        lines += ["", f"Capacity (largest K with every stream real-time and p95 first audio <= 1 s), tts-1: **{result['capacity_tts-1']}**.", ""]
+        # The machine is shared: a run that found fewer than QUIET_CORES cores free measures the neighbours.
+        quiet = [r for r in result["tts-1"] if r.get("available_cores_before", 2.0) >= QUIET_CORES]
+        held = {}  # K -> whether every quiet run at K kept every stream real-time with p95 first audio <= 1 s
+        for r in quiet:
+            held[r["listeners"]] = held.get(r["listeners"], True) and r["errors"] == 0 and r["real_time_streams"] == r["listeners"] and r["first_audio_p95_s"] <= 1.0
+        result["capacity_tts-1"] = max([k for k, ok in held.items() if ok], default=0)
+        busy = len(result["tts-1"]) - len(quiet)
+        lines += ["", f"Capacity (largest K with every stream real-time and p95 first audio <= 1 s in every run that had at least {QUIET_CORES} cores free), tts-1: "
+                  f"**{result['capacity_tts-1']}**" + (f"; {busy} run(s) had fewer cores free and are left out of it (the table shows them)." if busy else "."), ""]  # fmt: skip
     if "memory" in result:
         m = result["memory"]
         lines += [f"Memory: {m['requests']} short requests after {m['warm_up_requests']} warm-up ones: RSS {m['rss_after_warm_up_mb']} -> {m['rss_after_mb']} MB "
@@ -280,10 +287,11 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=200)
     parser.add_argument("--no-piper", action="store_true", help="leave out the Piper anchor")
     parser.add_argument("--workers", type=int, help="the server's --workers (default: its own default)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each tts-1 level (the capacity must hold in every one)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve_load")
     args = parser.parse_args()
-    result = {} if args.memory_only else run_load(args.levels, args.hd_levels, not args.no_piper, args.workers)
-    result["server_workers"] = args.workers
+    result = {} if args.memory_only else run_load(args.levels, args.hd_levels, not args.no_piper, args.workers, args.repeat)
+    result["server_workers"], result["repeat"] = args.workers, args.repeat
     if args.memory or args.memory_only:
         result["memory"] = run_memory(args.requests, args.warm_up)
     write_results(args.out, result, report(result))
