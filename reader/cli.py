@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve speech over HTTP (OpenAI's /v1/audio/speech, with word timings) and Wyoming")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     serve.add_argument("--port", type=_within(int, 0, 65535), default=8880, help="HTTP port")
-    serve.add_argument("--max-streams", type=_within(int, 1), help="streams read at once; past it requests get 503 with Retry-After (default: 48, what two workers on two cores keep in real time)")
+    serve.add_argument("--max-streams", type=_within(int, 1), help="streams read at once; past it requests get 503 with Retry-After (default: 48)")
     serve.add_argument("--max-input-chars", type=_within(int, 1), default=200_000, help="longest input accepted (413 past it)")
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $READER_API_KEY; none: open)")
     serve.add_argument("--voice", help="default voice (see `reader voices`)")
