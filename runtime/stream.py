@@ -208,17 +208,18 @@ class GainTrack:
         return np.clip(samples * gain * (1 - bleep) + tone * bleep, -1.0, 1.0).astype(np.float32)
 
 
-def phrase_cuts(durations: np.ndarray, boundary_levels: np.ndarray, min_piece: int = 0) -> list[int]:
+def phrase_cuts(durations: np.ndarray, boundary_levels: np.ndarray, min_piece: int = 0, start: int = 0) -> list[int]:
     """Frame indices where a sentence's mel is cut into phrases: the middle of each phrase-break pause
     inside the sentence (the sentence-final pause stays with the last phrase). `min_piece`: leave out
-    cuts that would make a piece shorter than that (the last one: shorter than half of it)."""
+    cuts that would make a piece shorter than that (the last one: shorter than half of it), counting
+    from frame `start` (where earlier cuts end)."""
     ends = np.cumsum(durations)
     starts = ends - durations
     inside = np.flatnonzero(boundary_levels[:-1] >= PHRASE_BREAK_LEVEL)
     total = int(ends[-1]) if len(ends) else 0
-    cuts, last = [], 0
+    cuts, last = [], start
     for cut in sorted({int((starts[i] + ends[i]) // 2) for i in inside}):
-        if 0 < cut < total and cut - last >= min_piece and total - cut >= min_piece // 2:
+        if start < cut < total and cut - last >= min_piece and total - cut >= min_piece // 2:
             cuts.append(cut)
             last = cut
     return cuts
@@ -345,10 +346,9 @@ class StreamingSynthesizer:
                 marks = mark_timings(output.durations, request.marks, seconds_per_frame, offset, index)
                 gains.push(request.gain, output.durations, request.bleep)
                 sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
-                cuts = phrase_cuts(output.durations, request.boundary_levels, MIN_PIECE_FRAMES)
-                if index == 0:  # the first chunk and the ramp, across phrase cuts; whole phrases after it
-                    first = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, len(output.mel), self.first_chunk_frames)
-                    cuts = first + [cut for cut in cuts if not first or cut - first[-1] >= MIN_PIECE_FRAMES]
+                # The stream's first sentence starts with the first chunk and the ramp, across phrase cuts.
+                first = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, len(output.mel), self.first_chunk_frames) if index == 0 else []
+                cuts = first + phrase_cuts(output.durations, request.boundary_levels, MIN_PIECE_FRAMES, first[-1] if first else 0)
                 bounds = [0, *cuts, len(output.mel)]
                 for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                     if throttler is not None:

@@ -58,6 +58,7 @@ class Vocoder:
         self.spec = spec
         settings = spec.features
         self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(settings.n_fft) / settings.n_fft)).astype(np.float64)
+        self.window_squared = self.window**2  # the overlap-add's normalising envelope, per frame
         self.noise_floor = spec.denoise_strength * self.silence_magnitude() if spec.denoise_strength > 0 else None
         # Mel frames a stream must have received beyond a sample's frame before it emits that sample.
         self.lookahead_frames = spec.receptive_field_frames + 2
@@ -178,7 +179,7 @@ class VocoderStream:
         # Frame f covers hop-long blocks f .. f + n_fft / hop - 1: add the frames block-column by
         # block-column (a few array operations per call instead of two per frame).
         start = first_frame * self.hop - self.n_fft // 2 - self.emitted
-        signal, envelope = overlap_add(frames, self.hop), overlap_add(np.broadcast_to(window**2, frames.shape), self.hop)
+        signal, envelope = overlap_add(frames, self.hop), overlap_add(np.broadcast_to(self.vocoder.window_squared, frames.shape), self.hop)
         skip = max(0, -start)  # the utterance's first frames reach before sample 0
         self.signal[start + skip : start + signal.size] += signal[skip:]
         self.envelope[start + skip : start + envelope.size] += envelope[skip:]

@@ -31,6 +31,8 @@ def test_short_phrases_join_the_next_into_one_piece():
     assert phrase_cuts(durations, levels, min_piece=50) == [62, 152]
     # at least 100: the first three phrases make one piece; the last would be under 50 and joins it
     assert phrase_cuts(durations, levels, min_piece=100) == []
+    # after earlier cuts ending at frame 40: pieces counted from there, none before it
+    assert phrase_cuts(durations, levels, min_piece=50, start=40) == [152]
 
 
 def test_first_cuts_start_with_the_first_chunk_and_grow():
