@@ -1,9 +1,10 @@
 """Load on the reading service: K listeners at once, as a news-reader app's users would arrive.
 
 K listeners (16, 32, 48, 64, 96) arrive over one second, each streaming a different ~450-character
-passage of real prose (LJ Speech's book texts, ../shared/data) as 24 kHz pcm from `reader serve`.
-Per K: p50/p95 time to first audio, how many streams stay ahead of a player that starts at its
-first byte with 0.2 s of pre-roll (the worst lateness), errors, and the server's resident memory.
+passage of real prose (LJ Speech's book texts, ../shared/data; no passage read twice in a run) as
+24 kHz pcm from `reader serve`. Per K: p50/p95 time to first audio, how many streams stay ahead of a
+player that starts at its first byte with 0.2 s of pre-roll (the worst lateness), errors, and the
+server's resident memory (all its processes).
 Piper's own HTTP server (`python -m piper.http_server`, piper-tts with Flask, the joe voice; one
 whole WAV per request) takes the same 16-listener load as the anchor. `--memory`: RSS growth over
 2,000 short requests after a warm-up. Run it alone: `flock /tmp/bench.lock python benchmarks/serve_load.py`.
@@ -81,10 +82,14 @@ def free_port() -> int:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of `pid` and every process under it (reader serve's server processes)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0  # gone meanwhile
+    own = next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0.0)
+    return own + sum(rss_mb(child) for child in children)
 
 
 def start(command: list[str], health_url: str, timeout: float = 120) -> subprocess.Popen:
@@ -167,28 +172,31 @@ async def wait_idle(url: str) -> None:
             await asyncio.sleep(0.2)
 
 
-def serve_command(port: int, max_streams: int, workers: int | None = None) -> list[str]:
-    extra = ["--workers", str(workers)] if workers is not None else []
+def serve_command(port: int, max_streams: int, workers: int | None = None, processes: int | None = None) -> list[str]:
+    extra = [*(["--workers", str(workers)] if workers is not None else []), *(["--processes", str(processes)] if processes is not None else [])]
     return [sys.executable, "-m", "reader", "serve", "--port", str(port), "--max-streams", str(max_streams), *extra]
 
 
-def run_load(levels: list[int], hd_levels: list[int], piper_anchor: bool = True, workers: int | None = None, repeat: int = 1) -> dict:
-    texts = passages(max(levels + hd_levels + [16]))
+def run_load(levels: list[int], hd_levels: list[int], piper_anchor: bool = True, workers: int | None = None, repeat: int = 1, processes: int | None = None) -> dict:
+    runs = [("tts-1", k) for k in levels for _ in range(repeat)] + [("tts-1-hd", k) for k in hd_levels]
+    # Every run reads passages no run before it read: a news app's listeners bring new words (the
+    # pronunciation cache starts cold for them), and a repeat measures the server, not its caches.
+    texts = passages(4 + sum(k for _, k in runs))
+    fresh = iter(texts[4:])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start(serve_command(port, max(levels) + 8, workers), f"{url}/health")
+    server = start(serve_command(port, max(levels) + 8, workers, processes), f"{url}/health")
     result = {"passage_chars_mean": round(float(np.mean([len(t) for t in texts])), 1), "load_average_before": os.getloadavg()[0], "tts-1": [], "tts-1-hd": []}
     result["available_cores_before"] = available_cores()
     try:
         result["server_rss_idle_mb"] = round(rss_mb(server.pid), 1)
         asyncio.run(load(url, texts[:4], piper=False, pid=server.pid))  # warm-up
-        for model, ks in (("tts-1", levels), ("tts-1-hd", hd_levels)):
-            for k in [k for k in ks for _ in range(repeat if model == "tts-1" else 1)]:
-                asyncio.run(wait_idle(url))
-                cores = available_cores(0.5)
-                row = asyncio.run(load(url, texts[:k], piper=False, model=model, pid=server.pid)) | {"available_cores_before": cores}
-                print(model, row, flush=True)
-                result[model].append(row)
+        for model, k in runs:
+            asyncio.run(wait_idle(url))
+            cores = available_cores(0.5)
+            row = asyncio.run(load(url, [next(fresh) for _ in range(k)], piper=False, model=model, pid=server.pid)) | {"available_cores_before": cores}
+            print(model, row, flush=True)
+            result[model].append(row)
     finally:
         server.terminate()
         server.wait(60)
@@ -250,7 +258,9 @@ def report(result: dict) -> str:
         lines += [
             f"K listeners arrive over 1 s, each streaming a different passage of LJ Speech book text (mean {result['passage_chars_mean']} chars) as 24 kHz pcm; "
             f"real-time = the stream never runs dry for a player that starts at its first byte with {PRE_ROLL} s pre-roll. 2-core machine shared with other work: "
-            f"load average before {result['load_average_before']:.2f}; cores free to this run (two threads of numpy work, just before each row): see the last column.",
+            f"load average before {result['load_average_before']:.2f}; cores free to this run (two threads of numpy work, just before each row): see the last column. "
+            f"Server: `reader serve` with {_option('--processes', result.get('server_processes'))} and {_option('--workers', result.get('server_workers'))}; "
+            f"every run reads passages no earlier run read (new words: cold pronunciation caches).",
             "",
             "| server | model | K | first audio p50 (s) | p95 (s) | max (s) | real-time streams | worst lateness (s) | errors | server RSS peak (MB) | cores free |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -277,6 +287,10 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _option(name: str, value) -> str:
+    return f"`{name} {value}`" if value is not None else f"its default {name}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), help="listener counts (tts-1)")
@@ -287,11 +301,12 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=200)
     parser.add_argument("--no-piper", action="store_true", help="leave out the Piper anchor")
     parser.add_argument("--workers", type=int, help="the server's --workers (default: its own default)")
+    parser.add_argument("--processes", type=int, help="the server's --processes (default: its own default)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each tts-1 level (the capacity must hold in every one)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve_load")
     args = parser.parse_args()
-    result = {} if args.memory_only else run_load(args.levels, args.hd_levels, not args.no_piper, args.workers, args.repeat)
-    result["server_workers"], result["repeat"] = args.workers, args.repeat
+    result = {} if args.memory_only else run_load(args.levels, args.hd_levels, not args.no_piper, args.workers, args.repeat, args.processes)
+    result["server_workers"], result["server_processes"], result["repeat"] = args.workers, args.processes, args.repeat
     if args.memory or args.memory_only:
         result["memory"] = run_memory(args.requests, args.warm_up)
     write_results(args.out, result, report(result))

@@ -174,19 +174,23 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     """The reading service (reader.service): OpenAI-compatible speech over HTTP, Wyoming beside it."""
     try:
         from .service.app import ServiceSettings
-        from .service.server import run
+        from .service.server import default_processes, default_workers, run
     except ImportError as exc:
         raise ReaderError(f"`reader serve` needs the serve extra: pip install 'reader-engine[serve]' ({exc.name} is missing)") from None
     if args.no_http and not args.wyoming:
         raise ReaderError("--no-http leaves nothing to serve: give --wyoming URI too")
+    if args.processes is not None and (args.ray or args.no_http):
+        raise ReaderError("--processes is for HTTP served here: with --ray use --replicas; Wyoming alone runs in one process")
     api_key = args.api_key or os.environ.get("READER_API_KEY") or None
     limit = {"max_streams": args.max_streams} if args.max_streams is not None else {}  # else the settings' own
-    settings = ServiceSettings(**limit, max_input_chars=args.max_input_chars, api_key=api_key, voice=args.voice, body_timeout=args.request_timeout, workers=args.workers)
+    processes = args.processes or default_processes()
+    workers = args.workers if args.workers is not None else default_workers(processes)
+    settings = ServiceSettings(**limit, max_input_chars=args.max_input_chars, api_key=api_key, voice=args.voice, body_timeout=args.request_timeout, workers=workers)
     if args.ray:
         from .service.ray_serve import run as run_on_ray
 
         return run_on_ray(args.ray, args.replicas, settings, args.host, args.port)
-    return run(settings, args.host, None if args.no_http else args.port, wyoming=args.wyoming, grace=args.grace)
+    return run(settings, args.host, None if args.no_http else args.port, wyoming=args.wyoming, grace=args.grace, processes=processes)
 
 
 def cmd_voices(args: argparse.Namespace, out: TextIO) -> int:
@@ -292,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--voice", help="default voice (see `reader voices`)")
     serve.add_argument("--grace", type=_within(float, 0.0), default=30.0, help="seconds streams in flight may take to finish after SIGTERM")
     serve.add_argument("--request-timeout", type=_within(float, 0.1), default=10.0, help="seconds a request body may take to arrive (408 after)")
-    serve.add_argument("--workers", type=_within(int, 0), default=2, help="threads all streams' synthesis shares, earliest deadline first (0: threads per stream)")
+    serve.add_argument("--processes", type=_within(int, 1), help="HTTP server processes sharing the port, each with its own models (default: one per core, at most 4)")
+    serve.add_argument("--workers", type=_within(int, 0), help="threads each process's streams share for synthesis, earliest deadline first (default: cores / processes; 0: threads per stream)")
     serve.add_argument("--wyoming", metavar="URI", help="also serve the Wyoming protocol here, e.g. tcp://127.0.0.1:10200")
     serve.add_argument("--no-http", action="store_true", help="serve Wyoming only")
     serve.add_argument("--ray", metavar="ADDRESS", help="run the HTTP service as a Ray Serve deployment ('local' starts a local Ray)")

@@ -210,6 +210,12 @@ def test_serve_refuses_impossible_settings_before_it_starts(option, message, cap
     assert exit_status.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", [["--ray", "local"], ["--no-http", "--wyoming", "tcp://127.0.0.1:10200"]])
+def test_serve_processes_only_for_http_served_here(option, capsys):
+    assert main(["serve", "--processes", "2", *option]) == 2
+    assert "--processes is for HTTP served here" in capsys.readouterr().err
+
+
 def test_raw_pcm_into_a_full_device_says_the_disk_is_full(tmp_path):
     doc = tmp_path / "doc.txt"
     doc.write_text("Hello there. This goes nowhere, because the device is full.")

@@ -247,7 +247,8 @@ def wait_for_idle(client, seconds: float = 3.0) -> float:
 def test_disconnect_stops_synthesis(client, server):
     with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as listener:
         with listener.stream("POST", "/v1/audio/speech", json={"input": LONG, "response_format": "pcm"}) as response:
-            next(response.iter_bytes())
+            blocks = response.iter_bytes()  # kept: a dropped iterator closes the response
+            next(blocks)
             assert client.get("/health").json()["active_streams"] == 1
     assert wait_for_idle(client) < 1.0
     made = audio_seconds(client)

@@ -36,6 +36,10 @@ from .scheduler import CURRENT_STREAM, DeadlinePool, ListenerClock
 
 logger = logging.getLogger("reader.service")
 STATIC = Path(__file__).parent / "static"
+# Read once at start-up, so that the first listeners do not wait for what a reading loads on first use:
+# the parser, the letter-to-sound model (a name no dictionary lists) and onnxruntime's memory arenas
+# (a sentence of ordinary length, several phrases).
+WARM_UP_TEXT = "Ready. Before its first listener arrives, the service reads a sentence of ordinary length, with a pause or two, by Chimamanda Ngozi Adichie."
 ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/audio/voices", "/v1/audio/speech")
 
 
@@ -50,28 +54,62 @@ class ServiceSettings:
     pace_seconds: float = 3.0  # how far each stream's synthesis may run ahead of real time
     body_timeout: float = 10.0  # seconds for a request body to arrive in full (else 408)
     retry_after: int = 1  # seconds, in a 503's Retry-After
-    warm_up: bool = True  # read a sentence at start-up, so the first request does not load the parser
-    workers: int = 2  # threads of the deadline-ordered pool all streams' model calls share (0: threads per stream)
+    warm_up: bool = True  # read WARM_UP_TEXT at start-up, so the first request does not load the parser
+    workers: int = 2  # threads of the deadline-ordered pool this process's streams share (0: threads per stream)
 
     @property
     def max_body_bytes(self) -> int:
         return self.max_input_chars * 6 + 65_536  # a JSON-escaped character takes up to 6 bytes
 
 
-def create_app(readers: ReaderFactory | Reader | None = None, settings: ServiceSettings | None = None) -> FastAPI:
+class StreamCount:
+    """Streams being read, held to max_streams: this process's own, or (`slots`, a shared
+    multiprocessing Array, and this process's `slot` in it) those of every server process, each
+    counting its own streams in its slot, so that the supervisor can clear a dead process's count."""
+
+    def __init__(self, slots=None, slot: int = 0) -> None:
+        self._slots = slots if slots is not None else [0]
+        self._slot = slot
+        self._lock = slots.get_lock() if slots is not None else contextlib.nullcontext()
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._slots)
+
+    def acquire(self, limit: int) -> bool:
+        """Count one more stream, unless `limit` are being read already."""
+        with self._lock:
+            if sum(self._slots) >= limit:
+                return False
+            self._slots[self._slot] += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._slots[self._slot] -= 1
+
+    def least(self) -> bool:
+        """Whether this process reads no more streams than any other (always, alone)."""
+        with self._lock:
+            return self._slots[self._slot] <= min(self._slots)
+
+
+def create_app(readers: ReaderFactory | Reader | None = None, settings: ServiceSettings | None = None, streams: StreamCount | None = None) -> FastAPI:
     """The service's ASGI app. `readers`: a factory (voice, vocoder) -> Reader (default: the shipped
-    models, one onnxruntime thread per model), or one Reader that serves its own voice."""
+    models, one onnxruntime thread per model), or one Reader that serves its own voice; `streams`: the
+    count max_streams holds (default: this app's own; reader.service.server shares one among processes)."""
     settings = settings or ServiceSettings()
     pool = ReaderPool(readers if readers is not None else default_factory(), settings.voice)
     metrics = ServiceMetrics()
-    state = {"active": 0}
+    streams = streams or StreamCount()
     workers = DeadlinePool(settings.workers) if settings.workers > 0 else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         reader = await pool.get(pool.default_voice)
         if settings.warm_up:
-            await asyncio.to_thread(reader.synthesize, "Ready.")
+            await asyncio.to_thread(reader.synthesize, WARM_UP_TEXT)
+            metrics.count_cpu_from_now()  # the real-time factor counts synthesis, not loading
         yield
         if workers is not None:
             workers.shutdown(wait=False, cancel_futures=True)
@@ -107,7 +145,7 @@ def create_app(readers: ReaderFactory | Reader | None = None, settings: ServiceS
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "active_streams": state["active"], "max_streams": settings.max_streams, "voices": pool.voices()}
+        return {"status": "ok", "active_streams": streams.total(), "max_streams": settings.max_streams, "voices": pool.voices()}
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -132,9 +170,6 @@ def create_app(readers: ReaderFactory | Reader | None = None, settings: ServiceS
         check_markup(speech.input)
         options = pause_options(speech)
         reader = await pool.get(voice, MODELS[speech.model])
-        if state["active"] >= settings.max_streams:
-            metrics.rejected.inc()
-            raise APIError(503, f"the server is reading {settings.max_streams} streams, its limit: try again shortly", code="server_busy", headers={"Retry-After": str(settings.retry_after)})
         stream = speech_stream(reader, speech, options, arrived)
         try:
             first = await anext(stream)  # the first audio, or the request's error while nothing is sent yet
@@ -146,8 +181,11 @@ def create_app(readers: ReaderFactory | Reader | None = None, settings: ServiceS
         return StreamingResponse(prepend(first, stream), media_type=media_type, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     async def speech_stream(reader: Reader, speech: SpeechRequest, options: dict, arrived: float) -> AsyncIterator[bytes]:
-        """The response body: encoded audio (or SSE events) per chunk the Reader makes."""
-        state["active"] += 1
+        """The response body: encoded audio (or SSE events) per chunk the Reader makes; first, a 503
+        past max_streams."""
+        if not streams.acquire(settings.max_streams):
+            metrics.rejected.inc()
+            raise APIError(503, f"the server is reading {settings.max_streams} streams, its limit: try again shortly", code="server_busy", headers={"Retry-After": str(settings.retry_after)})
         metrics.active_streams.inc()
         encoder = StreamEncoder(speech.response_format, reader.sample_rate)
         chunks: asyncio.Queue = asyncio.Queue(maxsize=1)
@@ -180,7 +218,7 @@ def create_app(readers: ReaderFactory | Reader | None = None, settings: ServiceS
             pump.cancel()
             with anyio.CancelScope(shield=True):  # the Reader stream's own cleanup must not be cancelled again
                 await asyncio.gather(pump, return_exceptions=True)
-            state["active"] -= 1
+            streams.release()
             metrics.active_streams.dec()
 
     async def pump_chunks(reader: Reader, text: str, speed: float, options: dict, chunks: asyncio.Queue, arrived: float) -> None:
