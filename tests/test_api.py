@@ -241,27 +241,7 @@ def test_synthesize_inside_a_running_event_loop(reader):
     assert asyncio.run(from_async_code()).seconds > 0.5
 
 
-@pytest.fixture
-def models_copy(tmp_path) -> Path:
-    """The shipped models, linked file by file into a folder whose files a test may replace."""
-    folder = tmp_path / "models"
-    shipped = ROOT / "exported_models"
-    for path in shipped.rglob("*"):
-        if path.is_file() and "__pycache__" not in path.parts:
-            (folder / path.relative_to(shipped)).parent.mkdir(parents=True, exist_ok=True)
-            (folder / path.relative_to(shipped)).symlink_to(path)
-    return folder
-
-
-def corrupt(path: Path) -> None:
-    """Same size, different bytes: only the manifest's sha256 can tell."""
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.unlink()
-    path.write_bytes(bytes(data))
-
-
-def test_a_corrupt_g2p_model_fails_when_the_reader_starts(models_copy):
+def test_a_corrupt_g2p_model_fails_when_the_reader_starts(models_copy, corrupt):
     corrupt(models_copy / "g2p" / "g2p.onnx")
     start = time.monotonic()
     with pytest.raises(ModelError, match=r"G2P model file does not match its manifest .*g2p\.onnx") as error:
@@ -269,7 +249,7 @@ def test_a_corrupt_g2p_model_fails_when_the_reader_starts(models_copy):
     assert "\n" not in str(error.value) and time.monotonic() - start < 10
 
 
-def test_a_named_prosody_mode_with_a_broken_model_is_an_error_and_the_default_still_reads(models_copy):
+def test_a_named_prosody_mode_with_a_broken_model_is_an_error_and_the_default_still_reads(models_copy, corrupt):
     from reader.prosody_prediction import DEFAULT_PROSODY
 
     corrupt(models_copy / "bert" / "sentence_encoder.onnx")

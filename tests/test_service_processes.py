@@ -4,6 +4,7 @@ Real servers on 127.0.0.1; each test reads the process tree from /proc."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -19,8 +20,8 @@ pytest.importorskip("fastapi")
 
 from test_service import free_port, start_server, stop_server  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TEXT = "Good morning. Here is the news, read by one of several server processes."
+LONG = " ".join(["This sentence keeps a stream busy for a while, one phrase after another."] * 30)
 
 
 def start_processes(*extra: str) -> tuple[subprocess.Popen, str]:
@@ -59,6 +60,18 @@ def read(url: str) -> httpx.Response:
     return httpx.post(f"{url}/v1/audio/speech", json={"input": TEXT, "response_format": "wav"}, timeout=30)
 
 
+@contextlib.contextmanager
+def stream_opener(url: str):
+    """Opens long pcm streams, each from a client of its own; closes them all at the end."""
+    with contextlib.ExitStack() as opened:
+
+        def open_stream() -> httpx.Response:
+            client = opened.enter_context(httpx.Client(base_url=url, timeout=30))
+            return opened.enter_context(client.stream("POST", "/v1/audio/speech", json={"input": LONG, "response_format": "pcm"}))
+
+        yield open_stream
+
+
 def metric(url: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in httpx.get(f"{url}/metrics").text.splitlines() if line.startswith(name))
 
@@ -72,18 +85,10 @@ def test_processes_share_the_port_the_stream_limit_and_the_metrics():
         # Metrics from whichever process answers count every process's requests.
         assert metric(url, 'reader_requests_total{route="/v1/audio/speech",status="200"}') == 4
         assert metric(url, "reader_audio_seconds_total") > 4 * 2.0
-        listeners = [httpx.Client(base_url=url, timeout=30) for _ in range(3)]
-        try:
-            long = " ".join(["This sentence keeps a stream busy for a while, one phrase after another."] * 30)
-            streams = [listener.stream("POST", "/v1/audio/speech", json={"input": long, "response_format": "pcm"}) for listener in listeners]
-            answers = [stream.__enter__().status_code for stream in streams]
+        with stream_opener(url) as open_stream:
+            answers = [open_stream().status_code for _ in range(3)]
             assert sorted(answers) == [200, 200, 503]  # two streams in all, whichever process took each
             assert httpx.get(f"{url}/health").json()["active_streams"] == 2
-        finally:
-            for stream in streams:
-                stream.__exit__(None, None, None)
-            for listener in listeners:
-                listener.close()
     finally:
         stop_server(process)
 
@@ -99,25 +104,19 @@ def connections(pid: int, port: int) -> int:
 def test_the_least_busy_process_takes_each_new_stream():
     """Streams alternate between two processes, however the kernel wakes them."""
     process, url = start_processes()
-    listeners = [httpx.Client(base_url=url, timeout=30) for _ in range(6)]
-    streams, audio = [], []
     try:
         children = server_processes(process.pid)
         port = int(url.rsplit(":", 1)[1])
-        long = " ".join(["This sentence keeps a stream busy for a while, one phrase after another."] * 30)
-        for listener in listeners:  # one after another: each is counted before the next arrives
-            streams.append(listener.stream("POST", "/v1/audio/speech", json={"input": long, "response_format": "pcm"}))
-            response = streams[-1].__enter__()
-            assert response.status_code == 200
-            audio.append(response.iter_raw())  # kept: a dropped iterator closes its response
-            next(audio[-1])
-        assert [connections(pid, port) for pid in children] == [3, 3]
-        assert httpx.get(f"{url}/health").json()["active_streams"] == 6
+        with stream_opener(url) as open_stream:
+            audio = []
+            for _ in range(6):  # one after another: each is counted before the next arrives
+                response = open_stream()
+                assert response.status_code == 200
+                audio.append(response.iter_raw())  # kept: a dropped iterator closes its response
+                next(audio[-1])
+            assert [connections(pid, port) for pid in children] == [3, 3]
+            assert httpx.get(f"{url}/health").json()["active_streams"] == 6
     finally:
-        for stream in streams:
-            stream.__exit__(None, None, None)
-        for listener in listeners:
-            listener.close()
         stop_server(process)
 
 
@@ -162,20 +161,10 @@ def test_ctrl_c_stops_every_process_once_and_exits_0():
         process.stderr.close()
 
 
-def test_a_server_process_that_cannot_start_is_a_one_line_error(tmp_path):
-    models = tmp_path / "models"
-    shipped = ROOT / "exported_models"
-    for path in shipped.rglob("*"):
-        if path.is_file() and "__pycache__" not in path.parts:
-            (models / path.relative_to(shipped)).parent.mkdir(parents=True, exist_ok=True)
-            (models / path.relative_to(shipped)).symlink_to(path)
-    g2p = models / "g2p" / "g2p.onnx"
-    data = bytearray(g2p.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # same size, different bytes: only the manifest's sha256 can tell
-    g2p.unlink()
-    g2p.write_bytes(bytes(data))
+def test_a_server_process_that_cannot_start_is_a_one_line_error(models_copy, corrupt):
+    corrupt(models_copy / "g2p" / "g2p.onnx")
     command = [sys.executable, "-m", "reader", "serve", "--port", str(free_port()), "--processes", "2"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "READER_MODELS_DIR": str(models)})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "READER_MODELS_DIR": str(models_copy)})
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "g2p.onnx" in result.stderr.strip().splitlines()[-1]

@@ -45,8 +45,8 @@ ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/audio/voices", "/v1/aud
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    # Streams synthesised at once; past it 503 with Retry-After. Two workers on two cores keep 48 started
-    # streams real-time; 48 arriving within the same second hold in some runs (benchmarks/serve_load.py).
+    # Streams synthesised at once; past it 503 with Retry-After. Two cores hold 48 listeners arriving
+    # within one second, with little to spare on a busy machine (benchmarks/serve_load.py).
     max_streams: int = 48
     max_input_chars: int = 200_000  # a long chapter; OpenAI's 4,096 is not ours
     api_key: str | None = None  # Bearer key required on /v1/ when set
