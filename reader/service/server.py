@@ -1,8 +1,8 @@
 """Running the service: uvicorn for HTTP, and/or the Wyoming server beside it (`reader serve`).
 
 HTTP runs in `processes` server processes that share one listening socket (each with its own Readers
-and its own interpreter lock: the analysis of many streams' sentences is Python, and two cores serve
-about half as many listeners again from two processes as from one, benchmarks/serve_load.py). This
+and its own interpreter lock: the analysis of many streams' sentences is Python, and on two cores two
+processes keep 48 listeners further from running dry than one, benchmarks/serve_load.py). This
 process supervises them: it starts them (spawned, not forked: a parent's onnxruntime threads do not
 survive a fork), restarts one that dies, and serves Wyoming itself.
 
@@ -38,7 +38,7 @@ def usable_cores() -> int:
 
 def default_processes() -> int:
     """Server processes for this machine: one per core, at most 4 (each holds its own models, about
-    0.45 GB under load; past a few, more threads per process serve more cores as well)."""
+    0.6 GB under load; past a few, more threads per process serve more cores as well)."""
     return max(1, min(4, usable_cores()))
 
 
