@@ -42,9 +42,17 @@ class Speaker:
 
 @dataclass(frozen=True)
 class AcousticOutput:
-    mel: np.ndarray  # (frames, n_mels) float32, natural-log mel
+    mel: np.ndarray  # (frames, n_mels) float32, natural-log mel: the first frames only while `features` is set
     durations: np.ndarray  # (tokens,) int64 frames per token
     f0: np.ndarray  # (tokens,) float32 Hz
+    # A sentence decoded in part (AcousticModel.synthesize(first_frames=)): its frame features
+    # (1, frames, channels), from which AcousticModel.decode_more decodes the frames after `mel`.
+    features: np.ndarray | None = None
+
+    @property
+    def frames(self) -> int:
+        """The sentence's length in frames, decoded or not."""
+        return len(self.mel) if self.features is None else self.features.shape[1]
 
 
 class AcousticModel:
@@ -82,6 +90,20 @@ class AcousticModel:
         self.postnet_context = manifest.get("postnet", {}).get("receptive_field_frames", 0) if self._postnet is not None else 0
         if self._postnet is not None and not (isinstance(self.postnet_context, int) and self.postnet_context > 0):
             raise RuntimeModelError(f"acoustic model {folder}: the manifest gives no post-net receptive_field_frames: re-export it")
+        # The same graph cut before its frame decoder (reader/training/acoustic/decoder_split.py), so
+        # that a stream's first sentence can be decoded in parts: `decoder_context` frames each side make
+        # a decoded frame exact.
+        self._text_to_frames = self._mel_decoder = None
+        self.decoder_context = 0
+        if "mel_decoder" in manifest["files"]:
+            decoder = manifest.get("decoder", {})
+            if decoder.get("text_to_mel_sha256") != manifest["files"]["text_to_mel"]["sha256"]:
+                raise RuntimeModelError(f"acoustic model {folder}: mel_decoder.onnx was not cut from this text_to_mel.onnx: run python -m reader.training.acoustic.decoder_split")
+            self.decoder_context = decoder.get("context_frames")
+            if not (isinstance(self.decoder_context, int) and self.decoder_context > 0):
+                raise RuntimeModelError(f"acoustic model {folder}: the manifest gives no decoder context_frames: run python -m reader.training.acoustic.decoder_split")
+            self._text_to_frames = load_session(folder / manifest["files"]["text_to_frames"]["file"], options)
+            self._mel_decoder = load_session(folder / manifest["files"]["mel_decoder"]["file"], options)
         self._encoders: dict[str, object] = {}
 
     @classmethod
@@ -103,10 +125,12 @@ class AcousticModel:
         prosody_codes: np.ndarray | None = None,
         f0_override: np.ndarray | None = None,
         postnet: bool = True,
+        first_frames: int | None = None,
     ) -> AcousticOutput:
         """Decode one sentence. Overrides use the manifest's conventions: -1 / 0 mean "predict".
         postnet=False: the decoder's own mel, without the post-net (the post-net's training data, and
-        what the decoder's fit to a recording is judged by)."""
+        what the decoder's fit to a recording is judged by). `first_frames` (with postnet=False, for a
+        model that has the cut graphs): decode only that many frames now, the rest with decode_more()."""
         n = len(tokens)
         embedding = speaker.centroid if utterance_embedding is None else utterance_embedding
         feeds = {
@@ -118,9 +142,26 @@ class AcousticModel:
             "duration_override": -np.ones((1, n), np.float32) if duration_override is None else np.asarray(duration_override, np.float32)[None],
             "f0_override": np.zeros((1, n), np.float32) if f0_override is None else np.asarray(f0_override, np.float32)[None],
         }
+        if first_frames is not None and not postnet and self._mel_decoder is not None:
+            features, durations, f0 = self._text_to_frames.run(None, feeds)
+            empty = np.zeros((0, int(self.manifest["features"]["n_mels"])), np.float32)
+            return self.decode_more(AcousticOutput(empty, durations[0].astype(np.int64), f0[0], features), first_frames)
         mel, durations, f0 = self._text_to_mel.run(None, feeds)
         output = AcousticOutput(mel=mel[0], durations=durations[0].astype(np.int64), f0=f0[0])
         return AcousticOutput(self.sharpen(output.mel, speaker), output.durations, output.f0) if postnet else output
+
+    def decode_more(self, output: AcousticOutput, end: int | None = None) -> AcousticOutput:
+        """A sentence decoded in part, decoded up to frame `end` (default: all of it): the same frames as
+        decoding it whole."""
+        if output.features is None:
+            return output
+        total = output.features.shape[1]
+        start, end = len(output.mel), total if end is None else min(end, total)
+        lo, hi = max(0, start - self.decoder_context), min(total, end + self.decoder_context)
+        feeds = {"frame_features": output.features[:, lo:hi], "frame_mask": np.ones((1, hi - lo), np.float32)}
+        (mel,) = self._mel_decoder.run(None, feeds)
+        decoded = np.concatenate([output.mel, mel[0, start - lo : end - lo]])
+        return AcousticOutput(decoded, output.durations, output.f0, output.features if end < total else None)
 
     def sharpen(self, mel: np.ndarray, speaker: Speaker, start: int = 0, end: int | None = None) -> np.ndarray:
         """Frames [start, end) of a decoded sentence's mel (synthesize(postnet=False)) through the

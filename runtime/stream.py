@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable
@@ -127,14 +128,17 @@ class AudioChunk:
     marks: tuple[MarkTiming, ...] = field(default=())
 
 
-def decode(acoustic: AcousticModel, request: SynthesisRequest, postnet: bool = True) -> AcousticOutput:
+def decode(acoustic: AcousticModel, request: SynthesisRequest, postnet: bool = True, first_frames: int | None = None) -> AcousticOutput:
     """Run the acoustic model; speed scales every predicted duration (a second, overriding pass).
-    postnet=False: the decoder's mel, for the caller to sharpen piece by piece (AcousticModel.sharpen)."""
+    postnet=False: the decoder's mel, for the caller to sharpen piece by piece (AcousticModel.sharpen).
+    `first_frames` (with postnet=False): where the model allows, a one-pass sentence's first frames
+    only, the rest for AcousticModel.decode_more (AcousticOutput.features)."""
 
     def run(durations: np.ndarray, last: bool = True) -> AcousticOutput:
         return acoustic.synthesize(
             request.tokens, request.speaker, request.utterance_embedding, duration_override=durations,
             prosody_codes=request.prosody_codes, f0_override=request.f0_override, postnet=postnet and last,
+            first_frames=first_frames if last else None,
         )  # fmt: skip
 
     plain = request.rate is None and request.pitch is None and (request.fixed_pauses is None or request.speed == 1.0)
@@ -304,14 +308,21 @@ class StreamingSynthesizer:
         def advance(done: asyncio.Future) -> None:
             nonlocal decoded_seconds
             if not done.cancelled() and done.exception() is None:
-                decoded_seconds += len(done.result().mel) * self.acoustic.hop_length / self.sample_rate
+                decoded_seconds += done.result().frames * self.acoustic.hop_length / self.sample_rate
+
+        # The first sentence is decoded as far as its first two pieces need (with the post-net's
+        # context), the rest when the third is due: the first audio waits for less of a long sentence.
+        first_cuts_ahead = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, sys.maxsize, self.first_chunk_frames)
+        first_frames: int | None = first_cuts_ahead[min(1, len(first_cuts_ahead) - 1)] + self.acoustic.postnet_context
 
         async def acoustic_stage() -> None:
+            nonlocal first_frames
             try:
                 async for request in _aiter(requests):
                     await jobs.acquire()
                     NEEDED_AT.set(decoded_seconds)
-                    future = loop.run_in_executor(self._executor, decode, self.acoustic, request, False)
+                    future = loop.run_in_executor(self._executor, decode, self.acoustic, request, False, first_frames)
+                    first_frames = None
                     future.add_done_callback(advance)
                     future.add_done_callback(lambda _: jobs.release())
                     await decoded.put((request, future))
@@ -341,20 +352,22 @@ class StreamingSynthesizer:
                 request, future = item
                 output = await future
                 offset = frames * seconds_per_frame
-                frames += len(output.mel)
+                frames += output.frames
                 timings = word_timings(output.durations, request.word_indices, seconds_per_frame, offset, request.word_spans, index)
                 marks = mark_timings(output.durations, request.marks, seconds_per_frame, offset, index)
                 gains.push(request.gain, output.durations, request.bleep)
                 sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
                 # The stream's first sentence starts with the first chunk and the ramp, across phrase cuts.
-                first = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, len(output.mel), self.first_chunk_frames) if index == 0 else []
+                first = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, output.frames, self.first_chunk_frames) if index == 0 else []
                 cuts = first + phrase_cuts(output.durations, request.boundary_levels, MIN_PIECE_FRAMES, first[-1] if first else 0)
-                bounds = [0, *cuts, len(output.mel)]
+                bounds = [0, *cuts, output.frames]
                 for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                     if throttler is not None:
                         for _ in range(max(1, round((hi - lo) * seconds_per_frame))):
                             await throttler.acquire()
                     NEEDED_AT.set(produced / self.sample_rate)
+                    if output.features is not None and hi + self.acoustic.postnet_context > len(output.mel):
+                        output = await loop.run_in_executor(self._executor, self.acoustic.decode_more, output)
                     samples = gains.apply(await loop.run_in_executor(self._executor, voice_piece, self.acoustic, vocoder_stream, output.mel, request.speaker, lo, hi), produced)
                     last = piece == len(bounds) - 2
                     start = produced / self.sample_rate

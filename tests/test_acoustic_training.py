@@ -139,6 +139,7 @@ def test_a_fine_tune_takes_every_weight_but_the_reinitialised_ones(tiny_run):
 @pytest.fixture(scope="module")
 def tiny_export(tiny_run, tmp_path_factory):
     """The tiny run's checkpoint exported: (torch model, ONNX paths by graph name, manifest)."""
+    from reader.training.acoustic.decoder_split import split as split_decoder
     from reader.training.acoustic.export import export_onnx, load_model, write_manifest
 
     root, _, _ = tiny_run
@@ -147,8 +148,9 @@ def tiny_export(tiny_run, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("READER_CACHE_DIR", str(root / "cache"))
         paths = export_onnx(model, out_dir)
-        manifest = json.loads(write_manifest(model, state, paths, out_dir).read_text())
-    return model, paths, manifest
+        write_manifest(model, state, paths, out_dir)
+        paths |= split_decoder(out_dir)  # as the export command does
+    return model, paths, json.loads((out_dir / "manifest.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +162,22 @@ def real_clip():
 
     audio, _ = sf.read(str(data_dir() / "kathleen_arctic" / "wavs" / "arctic_b0470.flac"), dtype="float32")
     return "The very thing, Ernest agreed.", log_mel_spectrogram(audio)[None]
+
+
+def test_an_exported_model_decodes_in_parts_as_whole(tiny_export, analyzer):
+    from reader.model_inputs import token_inputs
+    from reader.transfer import transcript_tokens
+    from reader_runtime.acoustic import AcousticModel
+
+    _, paths, manifest = tiny_export
+    model = AcousticModel.load(paths["mel_decoder"].parent)
+    assert manifest["decoder"]["context_frames"] == model.decoder_context > 0
+    tokens = token_inputs(transcript_tokens("A tiny model reads this sentence in two parts.", analyzer))
+    speaker = model.speakers[0]
+    whole = model.synthesize(tokens, speaker, postnet=False)
+    part = model.synthesize(tokens, speaker, postnet=False, first_frames=whole.frames // 3)
+    assert part.features is not None
+    np.testing.assert_allclose(model.decode_more(part).mel, whole.mel, atol=1e-5)
 
 
 @needs_data

@@ -30,6 +30,7 @@ from ..manifests import save_manifest
 from ..checkpoints import load_checkpoint
 from ..onnx_export import OPSET, trace_to_onnx
 from ..onnx_weights import weights_from_graph
+from .decoder_split import split as split_decoder
 from .data import DataConfig, Example, FeatureCache, NormalisationStats, build_examples, read_manifest
 from .model import AcousticModel, ModelConfig
 
@@ -324,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     model, state = load_model(args.checkpoint)
     paths = export_onnx(model, out_dir)
     print(write_manifest(model, state, paths, out_dir))
+    split_decoder(out_dir)
 
 
 if __name__ == "__main__":
