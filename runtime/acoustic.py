@@ -76,7 +76,6 @@ class AcousticModel:
             )
             for s in manifest["speakers"]
         ]
-        self._text_to_mel = load_session(folder / manifest["files"]["text_to_mel"]["file"], options)
         # The post-net sharpens the decoder's smooth mels (reader/training/acoustic/postnet.py); for the
         # voices the manifest's residual_gain names, its residual (output - input) is scaled, so that the
         # output has the recordings' spectral contrast (1.0 for the others).
@@ -90,12 +89,14 @@ class AcousticModel:
         self.postnet_context = manifest.get("postnet", {}).get("receptive_field_frames", 0) if self._postnet is not None else 0
         if self._postnet is not None and not (isinstance(self.postnet_context, int) and self.postnet_context > 0):
             raise RuntimeModelError(f"acoustic model {folder}: the manifest gives no post-net receptive_field_frames: re-export it")
-        # The same graph cut before its frame decoder (reader/training/acoustic/decoder_split.py), so
-        # that a stream's first sentence can be decoded in parts: `decoder_context` frames each side make
-        # a decoded frame exact.
-        self._text_to_frames = self._mel_decoder = None
+        # text_to_mel, or the same graph cut before its frame decoder (reader/training/acoustic/decoder_split.py),
+        # where the export made the cut: then a stream's first sentence can be decoded in parts, and the
+        # whole graph is not loaded (`decoder_context` frames each side make a decoded frame exact).
+        self._text_to_mel = self._text_to_frames = self._mel_decoder = None
         self.decoder_context = 0
-        if "mel_decoder" in manifest["files"]:
+        if "mel_decoder" not in manifest["files"]:
+            self._text_to_mel = load_session(folder / manifest["files"]["text_to_mel"]["file"], options)
+        else:
             decoder = manifest.get("decoder", {})
             if decoder.get("text_to_mel_sha256") != manifest["files"]["text_to_mel"]["sha256"]:
                 raise RuntimeModelError(f"acoustic model {folder}: mel_decoder.onnx was not cut from this text_to_mel.onnx: run python -m reader.training.acoustic.decoder_split")
@@ -130,7 +131,8 @@ class AcousticModel:
         """Decode one sentence. Overrides use the manifest's conventions: -1 / 0 mean "predict".
         postnet=False: the decoder's own mel, without the post-net (the post-net's training data, and
         what the decoder's fit to a recording is judged by). `first_frames` (with postnet=False, for a
-        model that has the cut graphs): decode only that many frames now, the rest with decode_more()."""
+        model that has the cut graphs): decode only that many frames now (0: only the durations and
+        F0), the rest with decode_more()."""
         n = len(tokens)
         embedding = speaker.centroid if utterance_embedding is None else utterance_embedding
         feeds = {
@@ -142,12 +144,15 @@ class AcousticModel:
             "duration_override": -np.ones((1, n), np.float32) if duration_override is None else np.asarray(duration_override, np.float32)[None],
             "f0_override": np.zeros((1, n), np.float32) if f0_override is None else np.asarray(f0_override, np.float32)[None],
         }
-        if first_frames is not None and not postnet and self._mel_decoder is not None:
+        if self._mel_decoder is not None:
             features, durations, f0 = self._text_to_frames.run(None, feeds)
             empty = np.zeros((0, int(self.manifest["features"]["n_mels"])), np.float32)
-            return self.decode_more(AcousticOutput(empty, durations[0].astype(np.int64), f0[0], features), first_frames)
-        mel, durations, f0 = self._text_to_mel.run(None, feeds)
-        output = AcousticOutput(mel=mel[0], durations=durations[0].astype(np.int64), f0=f0[0])
+            output = self.decode_more(AcousticOutput(empty, durations[0].astype(np.int64), f0[0], features), None if postnet else first_frames)
+            if output.features is not None:
+                return output
+        else:
+            mel, durations, f0 = self._text_to_mel.run(None, feeds)
+            output = AcousticOutput(mel=mel[0], durations=durations[0].astype(np.int64), f0=f0[0])
         return AcousticOutput(self.sharpen(output.mel, speaker), output.durations, output.f0) if postnet else output
 
     def decode_more(self, output: AcousticOutput, end: int | None = None) -> AcousticOutput:
@@ -157,6 +162,8 @@ class AcousticModel:
             return output
         total = output.features.shape[1]
         start, end = len(output.mel), total if end is None else min(end, total)
+        if end <= start:  # nothing to decode
+            return output if end < total else AcousticOutput(output.mel, output.durations, output.f0)
         lo, hi = max(0, start - self.decoder_context), min(total, end + self.decoder_context)
         feeds = {"frame_features": output.features[:, lo:hi], "frame_mask": np.ones((1, hi - lo), np.float32)}
         (mel,) = self._mel_decoder.run(None, feeds)

@@ -132,13 +132,14 @@ def decode(acoustic: AcousticModel, request: SynthesisRequest, postnet: bool = T
     """Run the acoustic model; speed scales every predicted duration (a second, overriding pass).
     postnet=False: the decoder's mel, for the caller to sharpen piece by piece (AcousticModel.sharpen).
     `first_frames` (with postnet=False): where the model allows, a one-pass sentence's first frames
-    only, the rest for AcousticModel.decode_more (AcousticOutput.features)."""
+    only, the rest for AcousticModel.decode_more (AcousticOutput.features); where it allows, a first
+    pass decodes no frames at all."""
 
     def run(durations: np.ndarray, last: bool = True) -> AcousticOutput:
         return acoustic.synthesize(
             request.tokens, request.speaker, request.utterance_embedding, duration_override=durations,
             prosody_codes=request.prosody_codes, f0_override=request.f0_override, postnet=postnet and last,
-            first_frames=first_frames if last else None,
+            first_frames=first_frames if last else 0,  # a first pass for durations and F0 needs no frames
         )  # fmt: skip
 
     plain = request.rate is None and request.pitch is None and (request.fixed_pauses is None or request.speed == 1.0)

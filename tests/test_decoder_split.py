@@ -34,7 +34,7 @@ def test_a_sentence_decoded_in_parts_is_the_sentence_decoded_whole(analyzer):
         speaker = model.speaker(voice)
         whole = model.synthesize(tokens, speaker, postnet=False)
         assert whole.features is None and whole.frames == len(whole.mel) == whole.durations.sum() > 300
-        for first in (1, model.decoder_context, 159, whole.frames - 1, whole.frames + 5):
+        for first in (0, 1, model.decoder_context, 159, whole.frames - 1, whole.frames + 5):  # 0: durations and F0 only
             part = model.synthesize(tokens, speaker, postnet=False, first_frames=first)
             assert part.frames == whole.frames and np.array_equal(part.durations, whole.durations) and np.array_equal(part.f0, whole.f0)
             assert len(part.mel) == min(first, whole.frames) and (part.features is None) == (first >= whole.frames)
@@ -83,10 +83,12 @@ def test_a_model_without_the_cut_graphs_reads_the_same_audio(models_copy):
     (acoustic / "manifest.json").unlink()  # a link into exported_models: replace it, never write through it
     (acoustic / "manifest.json").write_text(json.dumps(manifest))
 
-    async def read(reader: Reader) -> np.ndarray:
-        async with contextlib.aclosing(reader.stream(LONG_SENTENCE + " And a short one.")) as chunks:
+    async def read(reader: Reader, speed: float | None) -> np.ndarray:
+        async with contextlib.aclosing(reader.stream(LONG_SENTENCE + " And a short one.", speed=speed)) as chunks:
             return np.concatenate([chunk.samples async for chunk in chunks])
 
-    with_cut, without = (asyncio.run(read(Reader(models=folder, threads=1))) for folder in (models_dir(), models_copy))
-    assert len(with_cut) == len(without) > 22_050 * 5
-    np.testing.assert_allclose(with_cut, without, atol=1e-5)
+    readers = Reader(models=models_dir(), threads=1), Reader(models=models_copy, threads=1)
+    for speed in (None, 1.3):  # 1.3: a first pass for the durations, then the sentence at its new pace
+        with_cut, without = (asyncio.run(read(reader, speed)) for reader in readers)
+        assert len(with_cut) == len(without) > 22_050 * 4
+        np.testing.assert_allclose(with_cut, without, atol=1e-5)
