@@ -148,8 +148,6 @@ class AcousticModel:
             features, durations, f0 = self._text_to_frames.run(None, feeds)
             empty = np.zeros((0, int(self.manifest["features"]["n_mels"])), np.float32)
             output = self.decode_more(AcousticOutput(empty, durations[0].astype(np.int64), f0[0], features), None if postnet else first_frames)
-            if output.features is not None:
-                return output
         else:
             mel, durations, f0 = self._text_to_mel.run(None, feeds)
             output = AcousticOutput(mel=mel[0], durations=durations[0].astype(np.int64), f0=f0[0])

@@ -313,8 +313,8 @@ class StreamingSynthesizer:
 
         # The first sentence is decoded as far as its first two pieces need (with the post-net's
         # context), the rest when the third is due: the first audio waits for less of a long sentence.
-        first_cuts_ahead = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, sys.maxsize, self.first_chunk_frames)
-        first_frames: int | None = first_cuts_ahead[min(1, len(first_cuts_ahead) - 1)] + self.acoustic.postnet_context
+        ramp = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, sys.maxsize, self.first_chunk_frames)
+        first_frames: int | None = ramp[min(1, len(ramp) - 1)] + self.acoustic.postnet_context
 
         async def acoustic_stage() -> None:
             nonlocal first_frames
@@ -359,7 +359,7 @@ class StreamingSynthesizer:
                 gains.push(request.gain, output.durations, request.bleep)
                 sentence = SentenceTiming(index, offset, frames * seconds_per_frame, *request.char_span, request.text)
                 # The stream's first sentence starts with the first chunk and the ramp, across phrase cuts.
-                first = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, output.frames, self.first_chunk_frames) if index == 0 else []
+                first = [cut for cut in ramp if cut < output.frames] if index == 0 else []
                 cuts = first + phrase_cuts(output.durations, request.boundary_levels, MIN_PIECE_FRAMES, first[-1] if first else 0)
                 bounds = [0, *cuts, output.frames]
                 for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
