@@ -476,8 +476,13 @@ def final_pauses(sentence_pause: float | None, paragraph_pause: float | None, ba
 def _run_to_completion(coroutine):
     """asyncio.run, also from code already inside an event loop (then in a helper thread)."""
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as helper:
-        return helper.submit(asyncio.run, coroutine).result()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coroutine)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as helper:
+            return helper.submit(asyncio.run, coroutine).result()
+    finally:
+        # Interrupted before the loop started it (SIGTERM, Ctrl-C): close it so that it is not
+        # reported on stderr as "never awaited"; a coroutine that ran is already closed.
+        coroutine.close()

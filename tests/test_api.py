@@ -1,6 +1,7 @@
 """The Python API (`from reader import Reader`): timings, streams, rendering, cancellation, concurrency."""
 
 import asyncio
+import gc
 import json
 import re
 import shutil
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from pathlib import Path
@@ -119,6 +121,22 @@ def test_render_errors_are_reader_errors_and_leave_no_file(reader, tmp_path):
         reader.render("Hello.", tmp_path / "no" / "x.wav")
     with pytest.raises(ReaderError, match=r"\.wav or \.flac"):
         reader.render("Hello.", tmp_path / "x.mp9")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_before_the_event_loop_starts_leaves_no_file_and_no_warning(reader, tmp_path, monkeypatch):
+    # SIGTERM with SIGINT ignored raises KeyboardInterrupt wherever the main thread is; in the instant
+    # between opening the file and the event loop starting, the reading coroutine never runs.
+    def interrupted_while_starting(coroutine):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("reader.engine.asyncio.run", interrupted_while_starting)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(KeyboardInterrupt):
+            reader.render(NEWS, tmp_path / "news.wav")
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
     assert list(tmp_path.iterdir()) == []
 
 

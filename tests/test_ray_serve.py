@@ -1,43 +1,66 @@
-"""The service as a Ray Serve deployment (reader.service.ray_serve) on a local Ray: two replicas
-behind Serve's HTTP proxy on 127.0.0.1 answer the same API as the plain server."""
+"""The service as a Ray Serve deployment (`reader serve --ray local --replicas 2`): two replicas
+behind Serve's HTTP proxy on 127.0.0.1 answer the same API as the plain server.
+
+Ray runs in the server's own process, never in the test process: a Ray core worker started and shut
+down inside a long-lived process can crash it at exit (ray-project/ray#31145)."""
 
 import base64
 import json
-import socket
+import signal
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (the `ray` extra)")
 
+from test_service import start_server  # noqa: E402
+
 from reader.errors import ReaderError  # noqa: E402
 from reader.service import ServiceSettings  # noqa: E402
-from reader.service.ray_serve import deploy, deployment, shutdown  # noqa: E402
+from reader.service.ray_serve import deployment  # noqa: E402
 
 TEXT = "The library opened at nine. Nobody noticed the rain."
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def replica_processes() -> list[int]:
+    """Ray names each Serve replica's process after its deployment."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"ServeReplica:reader:ReaderService" in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:  # ended meanwhile
+            pass
+    return found
+
+
+def wait_until(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
 def service():
-    url = deploy("local", replicas=2, app_settings=ServiceSettings(), host="127.0.0.1", port=free_port(), cpus_per_replica=1, num_cpus=2)
+    process, url = start_server("--ray", "local", "--replicas", "2")
     try:
         yield url
     finally:
-        shutdown()
+        process.send_signal(signal.SIGTERM)  # a SIGKILLed driver would leave its local Ray to notice alone
+        try:
+            assert process.wait(90) == 0, process.stderr.read().decode()[-2000:]
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.stderr.close()
+    wait_until(lambda: not replica_processes(), 30, "the replicas outlived `reader serve --ray local`")
 
 
 def test_replicas_serve_the_api(service):
-    from ray import serve
-
-    (status,) = [app for name, app in serve.status().applications.items() if name == "reader"]
-    assert status.status == "RUNNING"
-    assert status.deployments["ReaderService"].replica_states.get("RUNNING") == 2
+    wait_until(lambda: len(replica_processes()) == 2, 60, f"replicas running: {len(replica_processes())} of 2")
     with httpx.Client(base_url=service, timeout=60) as client:
         assert client.get("/health").json()["status"] == "ok"
         assert "LJ" in client.get("/v1/audio/voices").json()["voices"]
