@@ -7,7 +7,6 @@ down inside a long-lived process can crash it at exit (ray-project/ray#31145).""
 import base64
 import json
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (the `ray` extra)")
 
 from test_service import start_server  # noqa: E402
+from test_service_processes import wait_until  # noqa: E402
 
 from reader.errors import ReaderError  # noqa: E402
 from reader.service import ServiceSettings  # noqa: E402
@@ -34,13 +34,6 @@ def replica_processes() -> list[int]:
         except OSError:  # ended meanwhile
             pass
     return found
-
-
-def wait_until(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
