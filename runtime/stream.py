@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import sys
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable
@@ -245,13 +244,13 @@ def word_timings(
     return timings
 
 
-def first_cuts(lookahead_frames: int, ramp_chunks: int, limit: int, first_frames: int = FIRST_CHUNK_AUDIO_FRAMES) -> list[int]:
-    """Cuts of the stream's first sentence (before frame `limit`): a first chunk of `first_frames` of
-    audio, then the ramp: `ramp_chunks` pieces, the first as long as the first chunk, each after it
-    RAMP_GROWTH times the one before."""
+def first_cuts(lookahead_frames: int, ramp_chunks: int, limit: int | None = None, first_frames: int = FIRST_CHUNK_AUDIO_FRAMES) -> list[int]:
+    """Cuts of the stream's first sentence (before frame `limit`, if given): a first chunk of
+    `first_frames` of audio, then the ramp: `ramp_chunks` pieces, the first as long as the first
+    chunk, each after it RAMP_GROWTH times the one before."""
     cuts, size, cut = [], first_frames, lookahead_frames + first_frames
     for chunk in range(1 + ramp_chunks):
-        if cut >= limit:
+        if limit is not None and cut >= limit:
             break
         cuts.append(cut)
         size = size if chunk == 0 else round(size * RAMP_GROWTH)
@@ -313,7 +312,7 @@ class StreamingSynthesizer:
 
         # The first sentence is decoded as far as its first two pieces need (with the post-net's
         # context), the rest when the third is due: the first audio waits for less of a long sentence.
-        ramp = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, sys.maxsize, self.first_chunk_frames)
+        ramp = first_cuts(self.vocoder.lookahead_frames, self.ramp_chunks, first_frames=self.first_chunk_frames)
         first_frames: int | None = ramp[min(1, len(ramp) - 1)] + self.acoustic.postnet_context
 
         async def acoustic_stage() -> None:
